@@ -90,7 +90,7 @@ struct k_heap_counters {
 #define K_HEAP_DEFINE(name, bytes)                                                                 \
 	static char kheap_region_##name[(bytes)] __attribute__((aligned(64)));                     \
 	struct k_heap name =                                                                       \
-		KHEAP_STATIC_INITIALIZER(kheap_region_##name, (bytes), KHEAP_DEFAULT_CACHE_PERCENT)
+	    KHEAP_STATIC_INITIALIZER(kheap_region_##name, (bytes), KHEAP_DEFAULT_CACHE_PERCENT)
 
 /* As K_HEAP_DEFINE, with the per-CPU caches disabled. */
 #define K_HEAP_DEFINE_NOCACHE(name, bytes)                                                         \

@@ -23,7 +23,7 @@ typedef struct {
 	k_ticks_t ticks;
 } k_timeout_t;
 
-#define K_TICKS_FOREVER ((k_ticks_t)-1)
+#define K_TICKS_FOREVER	    ((k_ticks_t)-1)
 #define KHEAP_TICKS_PER_SEC 1000000000LL
 
 static inline k_timeout_t kheap_timeout_from(int64_t count, int64_t ns_per_unit)
@@ -49,15 +49,15 @@ static inline k_timeout_t kheap_timeout_forever(void)
 }
 
 /* Negative durations mean "do not wait", as zero does. */
-#define K_NO_WAIT     kheap_timeout_from(0, 1)
-#define K_FOREVER     kheap_timeout_forever()
-#define K_NSEC(t)     kheap_timeout_from((int64_t)(t), 1)
-#define K_USEC(t)     kheap_timeout_from((int64_t)(t), 1000LL)
-#define K_MSEC(ms)    kheap_timeout_from((int64_t)(ms), 1000000LL)
-#define K_SECONDS(s)  kheap_timeout_from((int64_t)(s), 1000000000LL)
-#define K_MINUTES(m)  kheap_timeout_from((int64_t)(m), 60LL * 1000000000LL)
-#define K_HOURS(h)    kheap_timeout_from((int64_t)(h), 3600LL * 1000000000LL)
-#define K_TICKS(t)    kheap_timeout_from((int64_t)(t), 1)
+#define K_NO_WAIT    kheap_timeout_from(0, 1)
+#define K_FOREVER    kheap_timeout_forever()
+#define K_NSEC(t)    kheap_timeout_from((int64_t)(t), 1)
+#define K_USEC(t)    kheap_timeout_from((int64_t)(t), 1000LL)
+#define K_MSEC(ms)   kheap_timeout_from((int64_t)(ms), 1000000LL)
+#define K_SECONDS(s) kheap_timeout_from((int64_t)(s), 1000000000LL)
+#define K_MINUTES(m) kheap_timeout_from((int64_t)(m), 60LL * 1000000000LL)
+#define K_HOURS(h)   kheap_timeout_from((int64_t)(h), 3600LL * 1000000000LL)
+#define K_TICKS(t)   kheap_timeout_from((int64_t)(t), 1)
 
 #define K_TIMEOUT_EQ(a, b) ((a).ticks == (b).ticks)
 

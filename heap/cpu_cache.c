@@ -1,0 +1,292 @@
+/*
+ * Per-CPU caches: the allocation and free fast paths, refill, flush, drain.
+ *
+ * Fast path. kheap_cache_alloc/free look up the current CPU (one TLS load
+ * through rseq), trylock that CPU's cache lock and push or pop one block of
+ * the request's class. On a hit they touch only lines that belong to this
+ * CPU (its cache), read-only configuration, and the block itself: no shared
+ * line is written and no shared lock is taken. The CPU number is only a
+ * hint: a thread migrated after the lookup still holds that cache's lock, so
+ * correctness never depends on it; a busy lock (rare: another thread on the
+ * same CPU) sends the caller to the global path instead of spinning.
+ *
+ * Refill and flush move batches under one heap-lock hold each, so blocks
+ * allocated on one CPU and freed on another (producer/consumer) cross the
+ * global lock once per batch, never once per block.
+ *
+ * No lost wake-up. An allocator that is about to sleep first increments
+ * waiter_count, then drains every cache (taking each cache lock), then tries
+ * the global heap under the heap lock and queues itself in that same hold.
+ * A free reads waiter_count while holding its cache lock. Either the free's
+ * critical section comes first, and the drain (which takes the same lock
+ * after it) moves the block to the global heap before the waiter's last
+ * try; or the waiter's increment is ordered before the free's lock acquire
+ * (the drain's release of that lock pairs with the free's acquire), so the
+ * free sees waiter_count != 0 and goes to the global heap, where it serves
+ * the queue. Refill also checks waiter_count, so caches do not hoard while
+ * anyone waits.
+ *
+ * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
+ * that would exceed it first flushes half of that class to the heap.
+ */
+#include <ck_pr.h>
+
+#include "heap/k_heap_internal.h"
+
+enum { LINK_NEXT, LINK_CPU };
+
+static inline uint32_t *cached_links(const struct z_heap *h, chunkid_t c)
+{
+	return chunk_mem(h, c);
+}
+
+static inline struct kheap_cpu_cache *this_cpu_cache(struct k_heap_control *ctl)
+{
+	unsigned int cpu = (unsigned int)kheap_current_cpu();
+
+	if (__builtin_expect(cpu >= ctl->cpu_count, 0))
+		cpu %= ctl->cpu_count;
+	return &ctl->cpus[cpu];
+}
+
+static inline bool nobody_waits(struct k_heap_control *ctl)
+{
+	return ck_pr_load_uint(&ctl->waiter_count) == 0;
+}
+
+static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_t c, uint32_t units)
+{
+	struct kheap_cache_class *cls = &cache->classes[units];
+	uint32_t *links = cached_links(h, c);
+
+	links[LINK_NEXT] = cls->head;
+	links[LINK_CPU] = cache->cpu;
+	z_heap_mark_cached(h, c);
+	cls->head = c;
+	cls->count++;
+	cache->cached_bytes += chunksz_to_bytes(h, units);
+}
+
+/* Frees up to `limit` blocks of one class to the heap; heap lock held. */
+static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint32_t units,
+			  uint32_t limit)
+{
+	struct kheap_cache_class *cls = &cache->classes[units];
+
+	while (cls->head != 0 && limit-- > 0) {
+		chunkid_t c = cls->head;
+
+		cls->head = cached_links(h, c)[LINK_NEXT];
+		cls->count--;
+		cache->cached_bytes -= chunksz_to_bytes(h, units);
+		z_heap_mark_uncached(h, c);
+		z_heap_free_chunk(h, c);
+	}
+}
+
+static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units)
+{
+	struct z_heap *h = control_heap(ctl);
+	size_t block_bytes = chunksz_to_bytes(h, units);
+	uint32_t batch = KHEAP_REFILL_BYTES / (uint32_t)block_bytes;
+	chunkid_t first;
+
+	if (batch > KHEAP_REFILL_BATCH)
+		batch = KHEAP_REFILL_BATCH;
+	kheap_spin_lock(&ctl->lock);
+	first = z_heap_alloc_exact(h, units);
+	if (first != 0 && nobody_waits(ctl)) {
+		for (uint32_t i = 1; i < batch; i++) {
+			chunkid_t c;
+
+			if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
+				break;
+			c = z_heap_alloc_exact(h, units);
+			if (c == 0)
+				break;
+			/* A chunk whose leftover was too small to split is one
+			 * unit larger than its class; it belongs to no list.
+			 */
+			if (chunk_size(h, c) != units) {
+				z_heap_free_chunk(h, c);
+				break;
+			}
+			push_block(h, cache, c, units);
+		}
+	}
+	kheap_spin_unlock(&ctl->lock);
+	cache->counters.refills++;
+	return first == 0 ? NULL : chunk_mem(h, first);
+}
+
+void *kheap_cache_alloc(struct k_heap_control *ctl, uint32_t units)
+{
+	struct z_heap *h = control_heap(ctl);
+	struct kheap_cpu_cache *cache;
+	struct kheap_cache_class *cls;
+	chunkid_t c;
+	void *mem;
+
+	if (units < ctl->min_class_units)
+		units = ctl->min_class_units;
+	cache = this_cpu_cache(ctl);
+	if (__builtin_expect(!kheap_spin_trylock(&cache->lock), 0))
+		return NULL;
+	cls = &cache->classes[units];
+	c = cls->head;
+	if (__builtin_expect(c != 0, 1)) {
+		const char *detail;
+
+		if (__builtin_expect(z_heap_check_cached_block(h, c, &detail) != 0, 0)) {
+			/* The list is no longer trustworthy: forget it (its blocks
+			 * leak) rather than hand out memory that may be in use.
+			 */
+			cache->cached_bytes -= chunksz_to_bytes(h, units) * cls->count;
+			cls->head = 0;
+			cls->count = 0;
+			kheap_spin_unlock(&cache->lock);
+			kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, ctl->owner, chunk_mem(h, c),
+					  detail);
+			return NULL;
+		}
+		cls->head = cached_links(h, c)[LINK_NEXT];
+		cls->count--;
+		cache->cached_bytes -= chunksz_to_bytes(h, units);
+		cache->counters.hits++;
+		z_heap_mark_uncached(h, c);
+		kheap_spin_unlock(&cache->lock);
+		return chunk_mem(h, c);
+	}
+	cache->counters.misses++;
+	mem = refill(ctl, cache, units);
+	kheap_spin_unlock(&cache->lock);
+	return mem;
+}
+
+bool kheap_cache_free(struct k_heap_control *ctl, struct z_heap *h, chunkid_t c)
+{
+	uint32_t units = chunk_size(h, c);
+	size_t block_bytes = chunksz_to_bytes(h, units);
+	struct kheap_cpu_cache *cache;
+
+	if (units > ctl->max_class_units || units < ctl->min_class_units)
+		return false;
+	cache = this_cpu_cache(ctl);
+	if (__builtin_expect(!kheap_spin_trylock(&cache->lock), 0))
+		return false;
+	if (!nobody_waits(ctl)) {
+		kheap_spin_unlock(&cache->lock);
+		return false;
+	}
+	if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
+		struct kheap_cache_class *cls = &cache->classes[units];
+
+		kheap_spin_lock(&ctl->lock);
+		release_class(h, cache, units, (cls->count + 1) / 2);
+		kheap_spin_unlock(&ctl->lock);
+		cache->counters.flushes++;
+		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
+			kheap_spin_unlock(&cache->lock);
+			return false;
+		}
+	}
+	push_block(h, cache, c, units);
+	kheap_spin_unlock(&cache->lock);
+	return true;
+}
+
+void kheap_cache_drain_all(struct k_heap_control *ctl)
+{
+	struct z_heap *h = control_heap(ctl);
+
+	for (uint32_t i = 0; i < ctl->cpu_count; i++) {
+		struct kheap_cpu_cache *cache = &ctl->cpus[i];
+		uint32_t *wake[8];
+		size_t served;
+
+		kheap_spin_lock(&cache->lock);
+		if (cache->cached_bytes == 0) {
+			kheap_spin_unlock(&cache->lock);
+			continue;
+		}
+		kheap_spin_lock(&ctl->lock);
+		for (uint32_t units = ctl->min_class_units; units <= ctl->max_class_units; units++)
+			release_class(h, cache, units, UINT32_MAX);
+		ctl->drains++;
+		served = kheap_serve_waiters(ctl, wake, 8);
+		kheap_spin_unlock(&ctl->lock);
+		kheap_spin_unlock(&cache->lock);
+		kheap_wake_served(wake, served);
+	}
+}
+
+bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_totals *totals,
+			   const char **why)
+{
+	struct z_heap *h = control_heap(ctl);
+	size_t chunks = 0, bytes = 0;
+
+	for (uint32_t i = 0; i < ctl->cpu_count; i++) {
+		struct kheap_cpu_cache *cache = &ctl->cpus[i];
+		size_t cpu_bytes = 0;
+
+		for (uint32_t units = 0; units < KHEAP_CACHE_CLASSES; units++) {
+			struct kheap_cache_class *cls = &cache->classes[units];
+			uint32_t seen = 0;
+
+			for (chunkid_t c = cls->head; c != 0; c = cached_links(h, c)[LINK_NEXT]) {
+				const char *detail;
+
+				if (z_heap_check_cached_block(h, c, &detail) != 0 ||
+				    chunk_size(h, c) != units ||
+				    cached_links(h, c)[LINK_CPU] != cache->cpu ||
+				    ++seen > cls->count) {
+					*why = "a per-CPU cache list is damaged";
+					return false;
+				}
+				cpu_bytes += chunksz_to_bytes(h, units);
+			}
+			if (seen != cls->count) {
+				*why = "a per-CPU cache class count disagrees with its list";
+				return false;
+			}
+			chunks += seen;
+		}
+		if (cpu_bytes != cache->cached_bytes || cpu_bytes > ctl->cpu_budget_bytes) {
+			*why = "a per-CPU cache's byte count is wrong or over its bound";
+			return false;
+		}
+		bytes += cpu_bytes;
+	}
+	if (chunks != totals->cached_chunks || bytes != totals->cached_bytes) {
+		*why = "chunks marked cached are not exactly the chunks in the caches";
+		return false;
+	}
+	return true;
+}
+
+int kheap_cache_owner_cpu(const struct z_heap *h, chunkid_t c)
+{
+	return (int)cached_links(h, c)[LINK_CPU];
+}
+
+size_t kheap_cache_bytes(struct k_heap_control *ctl)
+{
+	size_t total = 0;
+
+	for (uint32_t i = 0; i < ctl->cpu_count; i++)
+		total += ctl->cpus[i].cached_bytes;
+	return total;
+}
+
+void kheap_cache_add_counters(struct k_heap_control *ctl, struct k_heap_counters *counters)
+{
+	for (uint32_t i = 0; i < ctl->cpu_count; i++) {
+		const struct kheap_cpu_counters *c = &ctl->cpus[i].counters;
+
+		counters->cache_hits += ck_pr_load_64(&c->hits);
+		counters->cache_misses += ck_pr_load_64(&c->misses);
+		counters->refills += ck_pr_load_64(&c->refills);
+		counters->flushes += ck_pr_load_64(&c->flushes);
+	}
+}

@@ -1,0 +1,75 @@
+/*
+ * Interfaces between the files of heap/: the sys_heap core that k_heap builds
+ * on, fault raising, and the validation walk.
+ *
+ * Nothing here locks. Callers of the z_heap_* functions hold whatever
+ * serialises the heap (k_heap's spinlock, or single-threaded use).
+ */
+#ifndef KHEAP_HEAP_HEAP_INTERNAL_H
+#define KHEAP_HEAP_HEAP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <kheap/fault.h>
+#include <kheap/sys_heap.h>
+
+#include "heap/chunk.h"
+
+/* Reports a fault through the installed handler (fault.c). */
+void kheap_raise_fault(enum kheap_fault fault, const void *heap, const void *ptr,
+		       const char *detail);
+
+/*
+ * Checks that `mem` is the start of a live (USED, not CACHED) block of `h`
+ * in O(1). Returns 0 and sets *chunk, or the fault and sets *detail.
+ * Needs the heap lock: it also checks the left neighbour, which others may
+ * be splitting or merging.
+ */
+enum kheap_fault z_heap_check_block(const struct z_heap *h, const void *mem, chunkid_t *chunk,
+				    const char **detail);
+
+/*
+ * The part of z_heap_check_block that is safe without the heap lock for a
+ * block the caller owns: every field it reads (the block's header and the
+ * next header's left size) changes only when the block itself does.
+ */
+enum kheap_fault z_heap_check_owned_block(const struct z_heap *h, const void *mem, chunkid_t *chunk,
+					  const char **detail);
+
+/* As z_heap_check_block, but the block must be CACHED (it sits in a cache). */
+enum kheap_fault z_heap_check_cached_block(const struct z_heap *h, chunkid_t c,
+					   const char **detail);
+
+/* Core operations on a formatted heap; see sys_heap.h for semantics. */
+void *z_heap_alloc(struct z_heap *h, size_t bytes);
+void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes);
+/* Frees a chunk that z_heap_check_block accepted. */
+void z_heap_free_chunk(struct z_heap *h, chunkid_t c);
+/* Resizes a chunk that z_heap_check_block accepted; NULL leaves it intact. */
+void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t bytes);
+
+/* Allocates one chunk of exactly `units` units, or returns 0. */
+chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units);
+
+/* Marks a USED chunk as parked in a cache, or takes it back for a user. */
+void z_heap_mark_cached(struct z_heap *h, chunkid_t c);
+void z_heap_mark_uncached(struct z_heap *h, chunkid_t c);
+
+/* Totals gathered by the validation walk. */
+struct z_heap_walk_totals {
+	size_t cached_chunks;
+	size_t cached_bytes;
+};
+
+/*
+ * Checks invariants I1..I5 of chunk.h over the whole heap. Returns true, or
+ * false with *why naming the first broken invariant.
+ */
+bool z_heap_check_invariants(const struct z_heap *h, struct z_heap_walk_totals *totals,
+			     const char **why);
+
+/* Public formatter with a forced header width (see heap_testing.h). */
+int z_heap_format(struct sys_heap *heap, void *mem, size_t bytes, int force_small);
+
+#endif

@@ -1,0 +1,643 @@
+/*
+ * k_heap: lifecycle, the global (locked) paths, blocking waits, stats.
+ *
+ * The cache fast paths are in cpu_cache.c; structures and the lock order in
+ * k_heap_internal.h. This file owns:
+ *   - initialisation (explicit, or lazy for K_HEAP_DEFINE) and teardown;
+ *   - the slow allocation path: global heap, drain every cache, then queue
+ *     and sleep until served or the absolute deadline passes;
+ *   - the hand-off: whoever returns memory to the global heap while waiters
+ *     are queued allocates for them in FIFO order and wakes only those it
+ *     served (kheap_serve_waiters).
+ *
+ * Lifetime and RCU. Every operation runs inside a liburcu (bulletproof
+ * flavour) read-side critical section, except while it sleeps. Teardown
+ * moves init_state from READY to CLOSING, waits for a grace period, and only
+ * then quiesces and checks that the heap is idle, so no thread can still be
+ * inside a cache (or about to enter one) of a heap being torn down.
+ * Operations that find CLOSING wait, outside any read-side section, for
+ * teardown to finish or back off. A sleeping waiter is not in a read-side
+ * section, but it is counted in waiter_count, which makes teardown refuse.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <ck_pr.h>
+#include <sched.h>
+#include <urcu/urcu-bp.h>
+
+#include "heap/k_heap_internal.h"
+
+enum k_heap_state {
+	KHEAP_UNINITIALISED = 0,
+	KHEAP_INITIALISING,
+	KHEAP_READY,
+	KHEAP_FAILED,
+	KHEAP_CLOSING,
+	KHEAP_DEAD,
+};
+
+#define WAKE_BATCH 8
+
+static struct k_heap_control *control_of_heap(struct z_heap *h)
+{
+	return chunk_mem(h, h->owner_control);
+}
+
+static size_t control_bytes(uint32_t cpu_count)
+{
+	return sizeof(struct k_heap_control) + (size_t)cpu_count * sizeof(struct kheap_cpu_cache);
+}
+
+static int format_k_heap(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_percent)
+{
+	uint32_t cpus = kheap_cpu_count();
+	struct k_heap_control *ctl = NULL;
+	struct z_heap *z;
+	int rc;
+
+	if (cpus > KHEAP_MAX_CPUS)
+		cpus = KHEAP_MAX_CPUS;
+	rc = sys_heap_init(&h->heap, mem, bytes);
+	if (rc != 0)
+		return rc;
+	z = h->heap.heap;
+
+	/* Caches pay only when their metadata is a small part of the heap. */
+	if (cache_percent == 0 || bytes < KHEAP_CACHE_MIN_HEAP || control_bytes(cpus) > bytes / 16)
+		cpus = 0;
+	ctl = z_heap_aligned_alloc(z, KHEAP_CACHE_LINE, control_bytes(cpus));
+	if (ctl == NULL) {
+		h->heap.heap = NULL;
+		return -EINVAL;
+	}
+	memset(ctl, 0, control_bytes(cpus));
+	ctl->owner = h;
+	ctl->cpu_count = cpus;
+	kheap_spin_init(&ctl->lock);
+	for (uint32_t i = 0; i < cpus; i++) {
+		kheap_spin_init(&ctl->cpus[i].lock);
+		ctl->cpus[i].cpu = i;
+	}
+	if (cpus != 0) {
+		ctl->max_class_units = bytes_to_chunksz(z, KHEAP_CACHE_MAX_BYTES);
+		ctl->min_class_units = 2;
+		ctl->cpu_budget_bytes =
+		    bytes / 100 * (cache_percent > 100 ? 100 : cache_percent) / cpus;
+	}
+
+	/* The control block is metadata, not an allocation: keep it out of
+	 * the stats, as the metadata chunk is.
+	 */
+	z->owner_control = mem_to_chunk(z, ctl);
+	z->allocated_bytes = 0;
+	z->max_allocated_bytes = 0;
+	h->control = ctl;
+	h->cache_percent = cache_percent;
+	return 0;
+}
+
+int k_heap_init_config(struct k_heap *h, void *mem, size_t bytes,
+		       const struct k_heap_config *config)
+{
+	unsigned int percent = config == NULL ? KHEAP_DEFAULT_CACHE_PERCENT : config->cache_percent;
+	int rc;
+
+	if (h == NULL)
+		return -EINVAL;
+	h->control = NULL;
+	rc = format_k_heap(h, mem, bytes, percent);
+	ck_pr_fence_store();
+	ck_pr_store_uint(&h->init_state, rc == 0 ? KHEAP_READY : KHEAP_FAILED);
+	return rc;
+}
+
+int k_heap_init(struct k_heap *h, void *mem, size_t bytes)
+{
+	return k_heap_init_config(h, mem, bytes, NULL);
+}
+
+/* Called inside a read-side section; may leave and re-enter it to wait. */
+static struct k_heap_control *ready_control_slow(struct k_heap *h)
+{
+	for (;;) {
+		unsigned int state;
+
+		if (h == NULL)
+			break;
+		state = ck_pr_load_uint(&h->init_state);
+		if (state == KHEAP_READY) {
+			ck_pr_fence_load();
+			return h->control;
+		}
+		if (state == KHEAP_UNINITIALISED &&
+		    ck_pr_cas_uint(&h->init_state, KHEAP_UNINITIALISED, KHEAP_INITIALISING)) {
+			int rc = format_k_heap(h, h->heap.init_mem, h->heap.init_bytes,
+					       h->cache_percent);
+
+			ck_pr_fence_store();
+			ck_pr_store_uint(&h->init_state, rc == 0 ? KHEAP_READY : KHEAP_FAILED);
+			continue;
+		}
+		if (state == KHEAP_INITIALISING || state == KHEAP_CLOSING) {
+			urcu_bp_read_unlock();
+			while (ck_pr_load_uint(&h->init_state) == state)
+				sched_yield();
+			urcu_bp_read_lock();
+			continue;
+		}
+		break;
+	}
+	kheap_raise_fault(KHEAP_FAULT_BAD_HEAP, h, NULL,
+			  "heap is not initialised, its region was too small, or it was torn down");
+	return NULL;
+}
+
+static inline struct k_heap_control *ready_control(struct k_heap *h)
+{
+	if (__builtin_expect(h != NULL && ck_pr_load_uint(&h->init_state) == KHEAP_READY, 1)) {
+		ck_pr_fence_load();
+		return h->control;
+	}
+	return ready_control_slow(h);
+}
+
+void kheap_quiesce(struct k_heap_control *ctl)
+{
+	for (uint32_t i = 0; i < ctl->cpu_count; i++)
+		kheap_spin_lock(&ctl->cpus[i].lock);
+	kheap_spin_lock(&ctl->lock);
+}
+
+void kheap_unquiesce(struct k_heap_control *ctl)
+{
+	kheap_spin_unlock(&ctl->lock);
+	for (uint32_t i = ctl->cpu_count; i-- > 0;)
+		kheap_spin_unlock(&ctl->cpus[i].lock);
+}
+
+size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap)
+{
+	struct z_heap *z = control_heap(ctl);
+	struct kheap_waiter *w = ctl->waitq.head;
+	size_t served = 0;
+
+	while (w != NULL) {
+		struct kheap_waiter *next = w->next;
+		void *mem =
+		    w->bytes <= z->free_bytes ? z_heap_aligned_alloc(z, w->align, w->bytes) : NULL;
+
+		if (mem != NULL) {
+			ctl->handoffs++;
+			kheap_waiter_serve(&ctl->waitq, w, mem);
+			if (served < wake_cap)
+				wake[served++] = &w->state;
+			else
+				kheap_waiter_wake(&w->state);
+		}
+		w = next;
+	}
+	return served;
+}
+
+void kheap_wake_served(uint32_t **wake, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		kheap_waiter_wake(wake[i]);
+}
+
+/* Frees a block the caller handed over, under the heap lock, and serves
+ * waiters from it. Reports misuse after dropping the lock.
+ */
+static void free_global(struct k_heap *h, struct k_heap_control *ctl, void *mem)
+{
+	struct z_heap *z = control_heap(ctl);
+	uint32_t *wake[WAKE_BATCH];
+	size_t served = 0;
+	const char *detail;
+	enum kheap_fault fault;
+	chunkid_t c;
+
+	kheap_spin_lock(&ctl->lock);
+	fault = z_heap_check_block(z, mem, &c, &detail);
+	if (fault == 0) {
+		z_heap_free_chunk(z, c);
+		if (ctl->waitq.head != NULL)
+			served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+	}
+	kheap_spin_unlock(&ctl->lock);
+	kheap_wake_served(wake, served);
+	if (fault != 0)
+		kheap_raise_fault(fault, h, mem, detail);
+}
+
+/*
+ * The slow path: global heap, then drain, then wait. The deadline is fixed
+ * here, once; a waiter that times out makes one last attempt before giving
+ * up. Requests larger than an empty heap could ever serve never wait.
+ */
+static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes,
+			  k_timeout_t timeout)
+{
+	struct z_heap *z = control_heap(ctl);
+	bool forever = timeout.ticks == K_TICKS_FOREVER;
+	struct timespec deadline;
+	struct kheap_waiter waiter;
+	void *mem;
+
+	if (!forever && timeout.ticks > 0)
+		kheap_deadline_after(&deadline, timeout.ticks);
+
+	kheap_spin_lock(&ctl->lock);
+	mem = z_heap_aligned_alloc(z, align, bytes);
+	kheap_spin_unlock(&ctl->lock);
+	if (mem != NULL)
+		return mem;
+
+	ck_pr_inc_uint(&ctl->waiter_count);
+	if (caches_enabled(ctl))
+		kheap_cache_drain_all(ctl);
+
+	kheap_spin_lock(&ctl->lock);
+	mem = z_heap_aligned_alloc(z, align, bytes);
+	if (mem != NULL || timeout.ticks == 0 || bytes > max_request_bytes(z)) {
+		kheap_spin_unlock(&ctl->lock);
+		ck_pr_dec_uint(&ctl->waiter_count);
+		return mem;
+	}
+	memset(&waiter, 0, sizeof(waiter));
+	waiter.bytes = bytes;
+	waiter.align = align;
+	kheap_waitq_append(&ctl->waitq, &waiter);
+	ctl->waits++;
+	kheap_spin_unlock(&ctl->lock);
+
+	urcu_bp_read_unlock();
+	if (kheap_waiter_sleep(&waiter, forever ? NULL : &deadline)) {
+		urcu_bp_read_lock();
+		mem = waiter.result;
+	} else {
+		urcu_bp_read_lock();
+		kheap_spin_lock(&ctl->lock);
+		if (ck_pr_load_32(&waiter.state) == KHEAP_WAITER_SERVED) {
+			mem = waiter.result;
+		} else {
+			kheap_waitq_remove(&ctl->waitq, &waiter);
+			mem = z_heap_aligned_alloc(z, align, bytes);
+			if (mem == NULL)
+				ctl->timeouts++;
+		}
+		kheap_spin_unlock(&ctl->lock);
+	}
+	ck_pr_dec_uint(&ctl->waiter_count);
+	return mem;
+}
+
+void *k_heap_alloc(struct k_heap *h, size_t bytes, k_timeout_t timeout)
+{
+	struct k_heap_control *ctl;
+	void *mem = NULL;
+
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (__builtin_expect(ctl != NULL && bytes != 0, 1)) {
+		if (bytes <= KHEAP_CACHE_MAX_BYTES && caches_enabled(ctl))
+			mem = kheap_cache_alloc(ctl, bytes_to_chunksz(control_heap(ctl), bytes));
+		if (mem == NULL)
+			mem = alloc_global(ctl, 0, bytes, timeout);
+	}
+	urcu_bp_read_unlock();
+	return mem;
+}
+
+void *k_heap_aligned_alloc(struct k_heap *h, size_t align, size_t bytes, k_timeout_t timeout)
+{
+	struct k_heap_control *ctl;
+	void *mem = NULL;
+
+	if ((align & (align - 1)) != 0)
+		return NULL;
+	if (align <= CHUNK_UNIT)
+		return k_heap_alloc(h, bytes, timeout);
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl != NULL && bytes != 0)
+		mem = alloc_global(ctl, align, bytes, timeout);
+	urcu_bp_read_unlock();
+	return mem;
+}
+
+void *k_heap_calloc(struct k_heap *h, size_t num, size_t size, k_timeout_t timeout)
+{
+	size_t bytes;
+	void *mem;
+
+	if (__builtin_mul_overflow(num, size, &bytes))
+		return NULL;
+	mem = k_heap_alloc(h, bytes, timeout);
+	if (mem != NULL)
+		memset(mem, 0, bytes);
+	return mem;
+}
+
+void k_heap_free(struct k_heap *h, void *mem)
+{
+	struct k_heap_control *ctl;
+
+	if (mem == NULL)
+		return;
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl != NULL) {
+		struct z_heap *z = control_heap(ctl);
+		const char *detail;
+		enum kheap_fault fault;
+		chunkid_t c;
+
+		fault = z_heap_check_owned_block(z, mem, &c, &detail);
+		if (fault != 0)
+			kheap_raise_fault(fault, h, mem, detail);
+		else if (!caches_enabled(ctl) || !kheap_cache_free(ctl, z, c))
+			free_global(h, ctl, mem);
+	}
+	urcu_bp_read_unlock();
+}
+
+void *k_heap_realloc(struct k_heap *h, void *ptr, size_t bytes, k_timeout_t timeout)
+{
+	struct k_heap_control *ctl;
+	uint32_t *wake[WAKE_BATCH];
+	size_t served = 0, old_bytes = 0;
+	const char *detail;
+	enum kheap_fault fault;
+	struct z_heap *z;
+	void *mem = NULL;
+	chunkid_t c;
+
+	if (ptr == NULL)
+		return k_heap_alloc(h, bytes, timeout);
+	if (bytes == 0) {
+		k_heap_free(h, ptr);
+		return NULL;
+	}
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl == NULL)
+		goto out;
+	z = control_heap(ctl);
+
+	kheap_spin_lock(&ctl->lock);
+	fault = z_heap_check_block(z, ptr, &c, &detail);
+	if (fault == 0) {
+		old_bytes = chunksz_to_bytes(z, chunk_size(z, c));
+		mem = z_heap_realloc_chunk(z, c, 0, bytes);
+		if (mem != NULL && ctl->waitq.head != NULL)
+			served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+	}
+	kheap_spin_unlock(&ctl->lock);
+	kheap_wake_served(wake, served);
+	if (fault != 0) {
+		kheap_raise_fault(fault, h, ptr, detail);
+		goto out;
+	}
+	if (mem == NULL) {
+		/* No room in place or elsewhere right now: drain, wait if allowed,
+		 * then move. The old block stays untouched until the new one exists.
+		 */
+		mem = alloc_global(ctl, 0, bytes, timeout);
+		if (mem != NULL) {
+			memcpy(mem, ptr, old_bytes < bytes ? old_bytes : bytes);
+			free_global(h, ctl, ptr);
+		}
+	}
+out:
+	urcu_bp_read_unlock();
+	return mem;
+}
+
+size_t k_heap_usable_size(struct k_heap *h, void *mem)
+{
+	struct k_heap_control *ctl;
+	size_t bytes = 0;
+
+	if (mem == NULL)
+		return 0;
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl != NULL) {
+		struct z_heap *z = control_heap(ctl);
+		const char *detail;
+		enum kheap_fault fault;
+		chunkid_t c;
+
+		fault = z_heap_check_owned_block(z, mem, &c, &detail);
+		if (fault != 0)
+			kheap_raise_fault(fault, h, mem, detail);
+		else
+			bytes = chunksz_to_bytes(z, chunk_size(z, c));
+	}
+	urcu_bp_read_unlock();
+	return bytes;
+}
+
+int k_heap_deinit(struct k_heap *h)
+{
+	struct k_heap_control *ctl;
+	struct z_heap *z;
+	bool busy;
+
+	if (h == NULL || !ck_pr_cas_uint(&h->init_state, KHEAP_READY, KHEAP_CLOSING))
+		return -EINVAL;
+	urcu_bp_synchronize_rcu();
+
+	ctl = h->control;
+	z = control_heap(ctl);
+	kheap_quiesce(ctl);
+	busy = ck_pr_load_uint(&ctl->waiter_count) != 0 || ctl->waitq.head != NULL ||
+	       z->allocated_bytes != kheap_cache_bytes(ctl);
+	kheap_unquiesce(ctl);
+	if (busy) {
+		ck_pr_store_uint(&h->init_state, KHEAP_READY);
+		return -EBUSY;
+	}
+	h->control = NULL;
+	h->heap.heap = NULL;
+	ck_pr_fence_store();
+	ck_pr_store_uint(&h->init_state, KHEAP_DEAD);
+	return 0;
+}
+
+/* Runs `fn` with the heap quiesced, inside a read-side section. */
+static int with_quiesced(struct k_heap *h, int (*fn)(struct k_heap_control *ctl, void *arg),
+			 void *arg)
+{
+	struct k_heap_control *ctl;
+	int rc = -EINVAL;
+
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl != NULL) {
+		kheap_quiesce(ctl);
+		rc = fn(ctl, arg);
+		kheap_unquiesce(ctl);
+	}
+	urcu_bp_read_unlock();
+	return rc;
+}
+
+static int fill_stats(struct k_heap_control *ctl, void *arg)
+{
+	struct sys_memory_stats *stats = arg;
+	struct z_heap *z = control_heap(ctl);
+	size_t cached = kheap_cache_bytes(ctl);
+
+	stats->free_bytes = z->free_bytes;
+	stats->allocated_bytes = z->allocated_bytes - cached;
+	stats->cached_bytes = cached;
+	stats->max_allocated_bytes = z->max_allocated_bytes;
+	return 0;
+}
+
+int k_heap_runtime_stats_get(struct k_heap *h, struct sys_memory_stats *stats)
+{
+	if (stats == NULL)
+		return -EINVAL;
+	return with_quiesced(h, fill_stats, stats);
+}
+
+int k_heap_counters_get(struct k_heap *h, struct k_heap_counters *counters)
+{
+	struct k_heap_control *ctl;
+
+	if (counters == NULL)
+		return -EINVAL;
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl != NULL) {
+		memset(counters, 0, sizeof(*counters));
+		kheap_cache_add_counters(ctl, counters);
+		kheap_spin_lock(&ctl->lock);
+		counters->drains = ctl->drains;
+		counters->waits = ctl->waits;
+		counters->handoffs = ctl->handoffs;
+		counters->timeouts = ctl->timeouts;
+		kheap_spin_unlock(&ctl->lock);
+	}
+	urcu_bp_read_unlock();
+	return ctl == NULL ? -EINVAL : 0;
+}
+
+void k_heap_drain_caches(struct k_heap *h)
+{
+	struct k_heap_control *ctl;
+
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl != NULL && caches_enabled(ctl))
+		kheap_cache_drain_all(ctl);
+	urcu_bp_read_unlock();
+}
+
+unsigned int k_heap_waiter_count(struct k_heap *h)
+{
+	struct k_heap_control *ctl;
+	unsigned int waiting = 0;
+
+	urcu_bp_read_lock();
+	ctl = ready_control(h);
+	if (ctl != NULL) {
+		kheap_spin_lock(&ctl->lock);
+		for (struct kheap_waiter *w = ctl->waitq.head; w != NULL; w = w->next)
+			waiting++;
+		kheap_spin_unlock(&ctl->lock);
+	}
+	urcu_bp_read_unlock();
+	return waiting;
+}
+
+struct walk_request {
+	void (*visit)(void *arg, size_t offset, size_t bytes, enum k_heap_chunk_state state,
+		      int cpu);
+	void *arg;
+	const uint8_t *region;
+};
+
+static int walk_quiesced(struct k_heap_control *ctl, void *arg)
+{
+	struct walk_request *walk = arg;
+	struct z_heap *z = control_heap(ctl);
+
+	for (chunkid_t c = 0; c <= z->end_chunk; c += chunk_size(z, c)) {
+		size_t offset = (size_t)((const uint8_t *)chunk_address(z, c) - walk->region);
+		size_t bytes = (size_t)chunk_size(z, c) * CHUNK_UNIT;
+		enum k_heap_chunk_state state = K_HEAP_CHUNK_USED;
+		int cpu = -1;
+
+		if (c == 0 || c == z->end_chunk || c == z->owner_control) {
+			state = K_HEAP_CHUNK_METADATA;
+		} else if (!chunk_used(z, c)) {
+			state = K_HEAP_CHUNK_FREE;
+		} else if (chunk_cached(z, c)) {
+			state = K_HEAP_CHUNK_CACHED;
+			cpu = kheap_cache_owner_cpu(z, c);
+		}
+		walk->visit(walk->arg, offset, bytes, state, cpu);
+		if (c == z->end_chunk)
+			break;
+	}
+	return 0;
+}
+
+int k_heap_walk(struct k_heap *h,
+		void (*visit)(void *arg, size_t offset, size_t bytes, enum k_heap_chunk_state state,
+			      int cpu),
+		void *arg)
+{
+	struct walk_request walk = {visit, arg, NULL};
+
+	if (h == NULL || visit == NULL)
+		return -EINVAL;
+	walk.region = h->heap.init_mem;
+	return with_quiesced(h, walk_quiesced, &walk);
+}
+
+static int validate_quiesced(struct k_heap_control *ctl, void *arg)
+{
+	struct z_heap *z = control_heap(ctl);
+	struct z_heap_walk_totals totals;
+	const char *why;
+
+	(void)arg;
+	if (!z_heap_check_invariants(z, &totals, &why) ||
+	    !kheap_cache_check_all(ctl, &totals, &why)) {
+		kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, ctl->owner, NULL, why);
+		return 0;
+	}
+	return 1;
+}
+
+bool k_heap_validate_owned(struct sys_heap *heap)
+{
+	struct k_heap_control *ctl = control_of_heap(heap->heap);
+
+	return with_quiesced(ctl->owner, validate_quiesced, NULL) == 1;
+}
+
+int k_heap_stats_owned(struct sys_heap *heap, struct sys_memory_stats *stats)
+{
+	return k_heap_runtime_stats_get(control_of_heap(heap->heap)->owner, stats);
+}
+
+static int reset_max_quiesced(struct k_heap_control *ctl, void *arg)
+{
+	struct z_heap *z = control_heap(ctl);
+
+	(void)arg;
+	z->max_allocated_bytes = z->allocated_bytes;
+	return 0;
+}
+
+int k_heap_stats_reset_max_owned(struct sys_heap *heap)
+{
+	return with_quiesced(control_of_heap(heap->heap)->owner, reset_max_quiesced, NULL);
+}

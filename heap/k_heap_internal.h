@@ -1,0 +1,158 @@
+/*
+ * k_heap's control block and per-CPU caches, shared by k_heap.c (global
+ * paths, waiting, lifecycle) and cpu_cache.c (the cache fast paths).
+ *
+ * Where it lives. The control block is carved out of the heap's own region
+ * at init (a USED chunk, aligned to a cache line), and the z_heap records its
+ * chunk id in owner_control. Everything but the wait queue's links is
+ * therefore offsets and counters inside the region.
+ *
+ * Layout, one cache line per concern so cores do not false-share:
+ *   line 0   read-mostly configuration (cpu count, budget, class limit)
+ *   line 1   the heap lock, the wait queue and global event counters
+ *   line 2   waiter_count, read by every free, written only by waiters
+ *   then     cpu_count struct kheap_cpu_cache, each starting a cache line
+ *
+ * Lock order (outermost first), checked by k_heap_validate_owned, which
+ * takes them all:
+ *   1. per-CPU cache locks, in ascending CPU index;
+ *   2. the heap lock (control->lock).
+ * The fast paths hold one cache lock, taken with trylock only: if it is busy
+ * (another thread on the same CPU, or a drain) they fall back to the heap
+ * lock path instead of spinning behind a possibly preempted holder. Refill
+ * and flush take the heap lock while holding their cache lock; drain,
+ * validate, stats and walk take cache locks with a blocking acquire.
+ *
+ * What each lock protects:
+ *   cache lock   that CPU's class lists, its cached_bytes and its counters,
+ *                and the CACHED flag of the blocks in its lists;
+ *   heap lock    the z_heap (free lists, bucket bitmap, stats, every other
+ *                header change), the wait queue, the global counters.
+ * waiter_count is atomic and protected by neither; the no-lost-wake-up
+ * argument for it is in cpu_cache.c.
+ *
+ * Cached blocks. A block parked in a cache stays USED in the z_heap with
+ * CHUNK_CACHED set. Its first body word holds the next block of the same
+ * class (a chunk id, 0 ends the list) and its second the owning CPU, so only
+ * classes with at least 8 body bytes are cached.
+ */
+#ifndef KHEAP_HEAP_K_HEAP_INTERNAL_H
+#define KHEAP_HEAP_K_HEAP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kheap/k_heap.h>
+
+#include "arch/arch.h"
+#include "heap/heap_internal.h"
+#include "smp/spinlock.h"
+#include "smp/waitq.h"
+
+/* A class per chunk size in units; requests round up to whole units only. */
+#define KHEAP_CACHE_CLASSES (((KHEAP_CACHE_MAX_BYTES + 8 + CHUNK_UNIT - 1) / CHUNK_UNIT) + 1)
+
+/* Blocks a refill takes from the global heap in one lock hold (at most). */
+#define KHEAP_REFILL_BATCH 16
+/* Bytes one refill may take at most, so large classes refill fewer blocks. */
+#define KHEAP_REFILL_BYTES 4096
+
+/* Heaps smaller than this get no caches: the metadata would not pay. */
+#define KHEAP_CACHE_MIN_HEAP (64u * 1024u)
+
+/* CPU caches beyond this count share slots (index modulo the count). */
+#define KHEAP_MAX_CPUS 256
+
+struct kheap_cache_class {
+	chunkid_t head;
+	uint32_t count;
+};
+
+struct kheap_cpu_counters {
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t refills;
+	uint64_t flushes;
+};
+
+struct kheap_cpu_cache {
+	kheap_spinlock_t lock;
+	uint32_t cpu;
+	size_t cached_bytes;
+	struct kheap_cpu_counters counters;
+	struct kheap_cache_class classes[KHEAP_CACHE_CLASSES];
+} __attribute__((aligned(KHEAP_CACHE_LINE)));
+
+struct k_heap_control {
+	/* Line 0: set at init, read-only afterwards. */
+	struct k_heap *owner;
+	uint32_t cpu_count;
+	/* Largest cached class in units; 0 when caches are off. */
+	uint32_t max_class_units;
+	uint32_t min_class_units;
+	size_t cpu_budget_bytes;
+
+	/* Line 1: the heap lock and what it protects. */
+	kheap_spinlock_t lock __attribute__((aligned(KHEAP_CACHE_LINE)));
+	struct kheap_waitq waitq;
+	uint64_t drains;
+	uint64_t waits;
+	uint64_t handoffs;
+	uint64_t timeouts;
+
+	/* Line 2: how many threads are in an allocation's slow path. */
+	unsigned int waiter_count __attribute__((aligned(KHEAP_CACHE_LINE)));
+
+	struct kheap_cpu_cache cpus[];
+};
+
+static inline bool caches_enabled(const struct k_heap_control *ctl)
+{
+	return ctl->max_class_units != 0;
+}
+
+static inline struct z_heap *control_heap(const struct k_heap_control *ctl)
+{
+	return ctl->owner->heap.heap;
+}
+
+/* Locks every cache then the heap lock, in the documented order. */
+void kheap_quiesce(struct k_heap_control *ctl);
+void kheap_unquiesce(struct k_heap_control *ctl);
+
+/*
+ * Cache fast paths (cpu_cache.c). Each returns false / NULL when the cache
+ * cannot serve, and the caller takes the global path.
+ */
+void *kheap_cache_alloc(struct k_heap_control *ctl, uint32_t units);
+bool kheap_cache_free(struct k_heap_control *ctl, struct z_heap *h, chunkid_t c);
+
+/* Returns every cached block to the global heap (takes the locks itself). */
+void kheap_cache_drain_all(struct k_heap_control *ctl);
+
+/* With every lock held: checks every cached block; false with *why on error. */
+bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_totals *totals,
+			   const char **why);
+
+/* With every lock held: the CPU whose cache holds chunk c (CACHED). */
+int kheap_cache_owner_cpu(const struct z_heap *h, chunkid_t c);
+
+/* With every lock held: bytes parked in all caches. */
+size_t kheap_cache_bytes(struct k_heap_control *ctl);
+/* Adds the per-CPU counters to `counters` (relaxed reads, no locks). */
+void kheap_cache_add_counters(struct k_heap_control *ctl, struct k_heap_counters *counters);
+
+/* Hooks for the sys_heap entry points called on a k_heap's inner heap. */
+bool k_heap_validate_owned(struct sys_heap *heap);
+int k_heap_stats_owned(struct sys_heap *heap, struct sys_memory_stats *stats);
+int k_heap_stats_reset_max_owned(struct sys_heap *heap);
+
+/* Serves queued waiters from the global heap; heap lock held. Returns how
+ * many were served; their state words are stored in wake[] (up to wake_cap)
+ * for kheap_wake_served() after the lock is dropped.
+ */
+size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap);
+void kheap_wake_served(uint32_t **wake, size_t count);
+
+#endif

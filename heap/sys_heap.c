@@ -1,0 +1,502 @@
+/*
+ * The sys_heap core: formatting, allocation, free, realloc, and the O(1)
+ * block check every free goes through.
+ *
+ * Freestanding: no locks, no system calls, no malloc. The only outside call
+ * is kheap_raise_fault() for misuse. Layout and invariants: heap/chunk.h.
+ *
+ * Free chunks live in log2 buckets (bucket b holds sizes [2^b, 2^(b+1))) as
+ * circular doubly linked lists. Allocation examines at most
+ * Z_HEAP_BUCKET_TRIES chunks of the request's own bucket, rotating the list
+ * head past each miss so the next search starts elsewhere, then takes the
+ * head of the smallest non-empty larger bucket (every chunk there fits).
+ * Splits happen at once; frees merge with both neighbours at once.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "heap/heap_internal.h"
+#include "heap/heap_testing.h"
+
+static void free_list_remove(struct z_heap *h, chunkid_t c)
+{
+	unsigned int b = bucket_index(chunk_size(h, c));
+	chunkid_t next = next_free_chunk(h, c);
+
+	if (next == c) {
+		h->buckets[b] = 0;
+		h->avail_buckets &= ~(1u << b);
+	} else {
+		chunkid_t prev = prev_free_chunk(h, c);
+
+		set_next_free_chunk(h, prev, next);
+		set_prev_free_chunk(h, next, prev);
+		h->buckets[b] = next;
+	}
+	h->free_bytes -= chunksz_to_bytes(h, chunk_size(h, c));
+}
+
+static void free_list_add(struct z_heap *h, chunkid_t c)
+{
+	unsigned int b = bucket_index(chunk_size(h, c));
+	chunkid_t head = h->buckets[b];
+
+	if (head == 0) {
+		h->buckets[b] = c;
+		h->avail_buckets |= 1u << b;
+		set_prev_free_chunk(h, c, c);
+		set_next_free_chunk(h, c, c);
+	} else {
+		chunkid_t tail = prev_free_chunk(h, head);
+
+		set_prev_free_chunk(h, c, tail);
+		set_next_free_chunk(h, c, head);
+		set_next_free_chunk(h, tail, c);
+		set_prev_free_chunk(h, head, c);
+	}
+	h->free_bytes += chunksz_to_bytes(h, chunk_size(h, c));
+}
+
+/* Cuts chunk `left` in two at `right`; both keep the left chunk's flags. */
+static void split_chunk(struct z_heap *h, chunkid_t left, chunkid_t right)
+{
+	uint32_t total = chunk_size(h, left);
+	uint32_t left_units = right - left;
+	uint32_t right_units = total - left_units;
+
+	set_chunk_size(h, left, left_units);
+	set_chunk_header(h, right, right_units, chunk_flags(h, left));
+	set_left_size(h, right, left_units);
+	set_left_size(h, right + right_units, right_units);
+}
+
+/* Absorbs chunk `right` into its left neighbour `left`. */
+static void merge_chunks(struct z_heap *h, chunkid_t left, chunkid_t right)
+{
+	uint32_t total = chunk_size(h, left) + chunk_size(h, right);
+
+	set_chunk_size(h, left, total);
+	set_left_size(h, left + total, total);
+}
+
+/* Returns an unused chunk to the free lists, merging with free neighbours. */
+static void release_chunk(struct z_heap *h, chunkid_t c)
+{
+	chunkid_t right = right_chunk(h, c);
+	chunkid_t left = left_chunk(h, c);
+
+	if (!chunk_used(h, right)) {
+		free_list_remove(h, right);
+		merge_chunks(h, c, right);
+	}
+	if (!chunk_used(h, left)) {
+		free_list_remove(h, left);
+		merge_chunks(h, left, c);
+		c = left;
+	}
+	free_list_add(h, c);
+}
+
+/* Splits the tail beyond `units` off a USED chunk and frees it, if it is
+ * large enough to stand as a chunk of its own.
+ */
+static void trim_chunk(struct z_heap *h, chunkid_t c, uint32_t units)
+{
+	chunkid_t tail = c + units;
+
+	if (chunk_size(h, c) - units < min_chunk_size(h))
+		return;
+	split_chunk(h, c, tail);
+	set_chunk_flags(h, tail, 0);
+	release_chunk(h, tail);
+}
+
+static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units)
+{
+	unsigned int b = bucket_index(units);
+	uint32_t larger;
+
+	if (b < h->bucket_count && h->buckets[b] != 0) {
+		chunkid_t first = h->buckets[b];
+		chunkid_t c = first;
+
+		for (int tries = 0; tries < Z_HEAP_BUCKET_TRIES; tries++) {
+			if (chunk_size(h, c) >= units) {
+				free_list_remove(h, c);
+				return c;
+			}
+			c = next_free_chunk(h, c);
+			h->buckets[b] = c;
+			if (c == first)
+				break;
+		}
+	}
+	larger = b + 1 >= 32 ? 0 : h->avail_buckets & ~((1u << (b + 1)) - 1);
+	if (larger != 0) {
+		chunkid_t c = h->buckets[__builtin_ctz(larger)];
+
+		free_list_remove(h, c);
+		return c;
+	}
+	return 0;
+}
+
+static void note_allocated(struct z_heap *h, chunkid_t c)
+{
+	h->allocated_bytes += chunksz_to_bytes(h, chunk_size(h, c));
+	if (h->allocated_bytes > h->max_allocated_bytes)
+		h->max_allocated_bytes = h->allocated_bytes;
+}
+
+chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units)
+{
+	chunkid_t c = find_free_chunk(h, units);
+
+	if (c == 0)
+		return 0;
+	set_chunk_flags(h, c, CHUNK_USED);
+	trim_chunk(h, c, units);
+	note_allocated(h, c);
+	return c;
+}
+
+void *z_heap_alloc(struct z_heap *h, size_t bytes)
+{
+	chunkid_t c;
+
+	if (bytes == 0 || bytes > max_request_bytes(h))
+		return NULL;
+	c = z_heap_alloc_exact(h, bytes_to_chunksz(h, bytes));
+	return c == 0 ? NULL : chunk_mem(h, c);
+}
+
+void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
+{
+	uint32_t body, align_units, padded;
+	chunkid_t start, c;
+	uintptr_t mem;
+
+	if ((align & (align - 1)) != 0)
+		return NULL;
+	if (align <= CHUNK_UNIT)
+		return z_heap_alloc(h, bytes);
+	if (bytes == 0 || bytes > max_request_bytes(h) || align > max_request_bytes(h))
+		return NULL;
+
+	/* An aligned start lies within align - 8 bytes of any chunk's memory;
+	 * when the prefix before it would be too small to stand as a free
+	 * chunk, the next aligned start (one `align` further) is used, so the
+	 * worst case pads by align/8 + min_chunk_size - 1 units.
+	 */
+	body = bytes_to_chunksz(h, bytes);
+	align_units = (uint32_t)(align / CHUNK_UNIT);
+	padded = body + align_units + min_chunk_size(h) - 1;
+	start = find_free_chunk(h, padded);
+	if (start == 0)
+		return NULL;
+
+	mem = ((uintptr_t)chunk_mem(h, start) + align - 1) & ~(uintptr_t)(align - 1);
+	c = mem_to_chunk(h, (void *)mem);
+	if (c != start && c - start < min_chunk_size(h))
+		c += align_units;
+
+	if (c != start) {
+		split_chunk(h, start, c);
+		free_list_add(h, start);
+	}
+	set_chunk_flags(h, c, CHUNK_USED);
+	trim_chunk(h, c, body);
+	note_allocated(h, c);
+	return chunk_mem(h, c);
+}
+
+void z_heap_free_chunk(struct z_heap *h, chunkid_t c)
+{
+	h->allocated_bytes -= chunksz_to_bytes(h, chunk_size(h, c));
+	set_chunk_flags(h, c, 0);
+	release_chunk(h, c);
+}
+
+void z_heap_mark_cached(struct z_heap *h, chunkid_t c)
+{
+	set_chunk_flags(h, c, CHUNK_USED | CHUNK_CACHED);
+}
+
+void z_heap_mark_uncached(struct z_heap *h, chunkid_t c)
+{
+	set_chunk_flags(h, c, CHUNK_USED);
+}
+
+void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t bytes)
+{
+	void *old_mem = chunk_mem(h, c);
+	uint32_t units, have;
+	chunkid_t right;
+	void *moved;
+
+	if ((align & (align - 1)) != 0 || bytes > max_request_bytes(h))
+		return NULL;
+	if (align > CHUNK_UNIT && ((uintptr_t)old_mem & (align - 1)) != 0)
+		goto move;
+
+	units = bytes_to_chunksz(h, bytes);
+	have = chunk_size(h, c);
+	if (units <= have) {
+		h->allocated_bytes -= chunksz_to_bytes(h, have);
+		trim_chunk(h, c, units);
+		note_allocated(h, c);
+		return old_mem;
+	}
+	right = c + have;
+	if (!chunk_used(h, right) && have + chunk_size(h, right) >= units) {
+		h->allocated_bytes -= chunksz_to_bytes(h, have);
+		free_list_remove(h, right);
+		merge_chunks(h, c, right);
+		trim_chunk(h, c, units);
+		note_allocated(h, c);
+		return old_mem;
+	}
+
+move:
+	moved = z_heap_aligned_alloc(h, align, bytes);
+	if (moved == NULL)
+		return NULL;
+	{
+		size_t keep = chunksz_to_bytes(h, chunk_size(h, c));
+
+		memcpy(moved, old_mem, keep < bytes ? keep : bytes);
+	}
+	z_heap_free_chunk(h, c);
+	return moved;
+}
+
+enum kheap_fault z_heap_check_owned_block(const struct z_heap *h, const void *mem, chunkid_t *chunk,
+					  const char **detail)
+{
+	const uint8_t *p = mem;
+	const uint8_t *lowest = chunk_mem(h, first_block_chunk(h));
+	const uint8_t *beyond = chunk_mem(h, h->end_chunk);
+	chunkid_t c;
+	uint32_t size;
+
+	if (p < lowest || p >= beyond) {
+		*detail = "pointer is not inside this heap";
+		return KHEAP_FAULT_FOREIGN_POINTER;
+	}
+	if ((size_t)(p - h->header_bytes - chunk_base(h)) % CHUNK_UNIT != 0) {
+		*detail = "pointer is not at the start of a block";
+		return KHEAP_FAULT_INTERIOR_POINTER;
+	}
+	c = mem_to_chunk(h, mem);
+	size = chunk_size(h, c);
+	if (size == 0 || size > h->end_chunk - c) {
+		*detail = "no block header at pointer (interior pointer, or header overwritten)";
+		return KHEAP_FAULT_INTERIOR_POINTER;
+	}
+	if (!chunk_used(h, c)) {
+		*detail = "block is already free";
+		return KHEAP_FAULT_DOUBLE_FREE;
+	}
+	if (chunk_cached(h, c)) {
+		*detail = "block is already free (parked in a per-CPU cache)";
+		return KHEAP_FAULT_DOUBLE_FREE;
+	}
+	if (left_size(h, c + size) != size) {
+		*detail =
+		    "the header after this block was overwritten (write past the block's end?)";
+		return KHEAP_FAULT_HEADER_OVERWRITTEN;
+	}
+	*chunk = c;
+	return 0;
+}
+
+enum kheap_fault z_heap_check_block(const struct z_heap *h, const void *mem, chunkid_t *chunk,
+				    const char **detail)
+{
+	enum kheap_fault fault = z_heap_check_owned_block(h, mem, chunk, detail);
+	chunkid_t c = *chunk, left;
+
+	if (fault != 0)
+		return fault;
+	left = left_size(h, c) <= c ? left_chunk(h, c) : c;
+	if (left == c || chunk_size(h, left) != c - left) {
+		*detail = "no block header at pointer (interior pointer, or header overwritten)";
+		return KHEAP_FAULT_INTERIOR_POINTER;
+	}
+	return 0;
+}
+
+enum kheap_fault z_heap_check_cached_block(const struct z_heap *h, chunkid_t c, const char **detail)
+{
+	if (c < first_block_chunk(h) || c >= h->end_chunk) {
+		*detail = "per-CPU cache holds a chunk id outside the heap (use after free?)";
+		return KHEAP_FAULT_CORRUPT_HEAP;
+	}
+	if (chunk_flags(h, c) != (CHUNK_USED | CHUNK_CACHED) ||
+	    chunk_size(h, c) > h->end_chunk - c ||
+	    left_size(h, right_chunk(h, c)) != chunk_size(h, c)) {
+		*detail = "cached block's header changed while it was free (use after free?)";
+		return KHEAP_FAULT_CORRUPT_HEAP;
+	}
+	return 0;
+}
+
+int z_heap_format(struct sys_heap *heap, void *mem, size_t bytes, int force_small)
+{
+	uintptr_t start = (uintptr_t)mem, end, base;
+	uint32_t header_bytes, meta_units, bucket_count, end_chunk;
+	size_t units;
+	struct z_heap *h;
+
+	if (heap == NULL)
+		return -EINVAL;
+	heap->heap = NULL;
+	heap->init_mem = mem;
+	heap->init_bytes = bytes;
+	if (mem == NULL || bytes > UINTPTR_MAX - start)
+		return -EINVAL;
+	end = start + bytes;
+
+	/* Choose the format on the unit count the region would have with the
+	 * smaller header; the big format needs at most one unit more.
+	 */
+	units = bytes / CHUNK_UNIT;
+	if (force_small > 0)
+		header_bytes = 4;
+	else if (force_small < 0)
+		header_bytes = 8;
+	else
+		header_bytes = (sizeof(void *) == 4 && units <= Z_HEAP_SMALL_MAX_UNITS) ? 4 : 8;
+
+	base =
+	    ((start + header_bytes + CHUNK_UNIT - 1) & ~(uintptr_t)(CHUNK_UNIT - 1)) - header_bytes;
+	if (base >= end)
+		return -EINVAL;
+	units = (end - base) / CHUNK_UNIT;
+	if (header_bytes == 4 && units > Z_HEAP_SMALL_MAX_UNITS)
+		return -EINVAL;
+	if (units > (size_t)Z_HEAP_BIG_MAX_UNITS + 1)
+		return -E2BIG;
+	if (units < 4)
+		return -EINVAL;
+
+	end_chunk = (uint32_t)units - 1;
+	bucket_count = bucket_index(end_chunk) + 1;
+	meta_units = (uint32_t)((header_bytes + sizeof(struct z_heap) +
+				 bucket_count * sizeof(chunkid_t) + CHUNK_UNIT - 1) /
+				CHUNK_UNIT);
+	/* Metadata, one minimal block, and the sentinel must all fit. */
+	if ((size_t)meta_units + (header_bytes == 8 ? 2 : 1) + 1 > units)
+		return -EINVAL;
+
+	h = (struct z_heap *)(base + header_bytes);
+	memset(h, 0, sizeof(*h) + bucket_count * sizeof(chunkid_t));
+	h->magic = Z_HEAP_MAGIC;
+	h->end_chunk = end_chunk;
+	h->header_bytes = header_bytes;
+	h->bucket_count = bucket_count;
+
+	set_left_size(h, 0, 0);
+	set_chunk_header(h, 0, meta_units, CHUNK_USED);
+	set_left_size(h, meta_units, meta_units);
+	set_chunk_header(h, meta_units, end_chunk - meta_units, 0);
+	set_left_size(h, end_chunk, end_chunk - meta_units);
+	set_chunk_header(h, end_chunk, 1, CHUNK_USED);
+	free_list_add(h, meta_units);
+
+	heap->heap = h;
+	return 0;
+}
+
+int sys_heap_init(struct sys_heap *heap, void *mem, size_t bytes)
+{
+	return z_heap_format(heap, mem, bytes, 0);
+}
+
+int z_heap_init_with_headers(struct sys_heap *heap, void *mem, size_t bytes,
+			     enum z_heap_header_width width)
+{
+	int force = width == Z_HEAP_HEADER_SMALL ? 1 : width == Z_HEAP_HEADER_BIG ? -1 : 0;
+
+	return z_heap_format(heap, mem, bytes, force);
+}
+
+size_t z_heap_header_bytes(const struct sys_heap *heap)
+{
+	return heap->heap->header_bytes;
+}
+
+void *sys_heap_alloc(struct sys_heap *heap, size_t bytes)
+{
+	struct z_heap *h = heap_of(heap);
+
+	return h == NULL ? NULL : z_heap_alloc(h, bytes);
+}
+
+void *sys_heap_aligned_alloc(struct sys_heap *heap, size_t align, size_t bytes)
+{
+	struct z_heap *h = heap_of(heap);
+
+	return h == NULL ? NULL : z_heap_aligned_alloc(h, align, bytes);
+}
+
+void *sys_heap_noalign_alloc(struct sys_heap *heap, size_t align, size_t bytes)
+{
+	(void)align;
+	return sys_heap_alloc(heap, bytes);
+}
+
+/* Checks `mem` for a public entry point; reports and returns false on misuse. */
+static bool checked_chunk(struct sys_heap *heap, void *mem, chunkid_t *c)
+{
+	struct z_heap *h = heap_of(heap);
+	const char *detail;
+	enum kheap_fault fault;
+
+	if (h == NULL) {
+		kheap_raise_fault(KHEAP_FAULT_BAD_HEAP, heap, mem, "heap is not initialised");
+		return false;
+	}
+	fault = z_heap_check_block(h, mem, c, &detail);
+	if (fault != 0) {
+		kheap_raise_fault(fault, heap, mem, detail);
+		return false;
+	}
+	return true;
+}
+
+void sys_heap_free(struct sys_heap *heap, void *mem)
+{
+	chunkid_t c;
+
+	if (mem == NULL)
+		return;
+	if (checked_chunk(heap, mem, &c))
+		z_heap_free_chunk(heap->heap, c);
+}
+
+void *sys_heap_aligned_realloc(struct sys_heap *heap, void *ptr, size_t align, size_t bytes)
+{
+	chunkid_t c;
+
+	if ((align & (align - 1)) != 0)
+		return NULL;
+	if (ptr == NULL)
+		return sys_heap_aligned_alloc(heap, align, bytes);
+	if (bytes == 0) {
+		sys_heap_free(heap, ptr);
+		return NULL;
+	}
+	if (!checked_chunk(heap, ptr, &c))
+		return NULL;
+	return z_heap_realloc_chunk(heap->heap, c, align, bytes);
+}
+
+size_t sys_heap_usable_size(struct sys_heap *heap, void *mem)
+{
+	chunkid_t c;
+
+	if (mem == NULL || !checked_chunk(heap, mem, &c))
+		return 0;
+	return chunksz_to_bytes(heap->heap, chunk_size(heap->heap, c));
+}

@@ -1,0 +1,28 @@
+/*
+ * The contended path of kheap_spin_lock: spin politely, then yield.
+ * See smp/spinlock.h for why the yield is there.
+ */
+#include <sched.h>
+
+#include <ck_backoff.h>
+
+#include "smp/spinlock.h"
+
+void kheap_spin_lock_contended(kheap_spinlock_t *lock)
+{
+	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
+	unsigned int rounds = 0;
+
+	for (;;) {
+		while (ck_spinlock_fas_locked(lock)) {
+			if (rounds < KHEAP_SPIN_LIMIT) {
+				ck_backoff_eb(&backoff);
+				rounds++;
+			} else {
+				sched_yield();
+			}
+		}
+		if (ck_spinlock_fas_trylock(lock))
+			return;
+	}
+}

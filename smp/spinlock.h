@@ -1,0 +1,49 @@
+/*
+ * The heap spinlock: CK's fetch-and-store lock with CK's exponential backoff,
+ * yielding the CPU after a bounded spin.
+ *
+ * Why yield: in user space the holder can be preempted. A pure spinner would
+ * then burn its whole time slice waiting for a thread that is not running;
+ * with more threads than cores (the normal case under heapstress) that turns
+ * a nanosecond critical section into milliseconds. After KHEAP_SPIN_LIMIT
+ * backoff rounds the waiter calls sched_yield() between attempts.
+ *
+ * Acquire/release: lock() is an acquire and unlock() a release (CK's
+ * fas lock issues the fences for the target's memory model), so everything
+ * written inside one critical section is visible to the next holder.
+ */
+#ifndef KHEAP_SMP_SPINLOCK_H
+#define KHEAP_SMP_SPINLOCK_H
+
+#include <stdbool.h>
+
+#include <ck_spinlock.h>
+
+typedef ck_spinlock_fas_t kheap_spinlock_t;
+
+#define KHEAP_SPIN_LIMIT 64
+
+void kheap_spin_lock_contended(kheap_spinlock_t *lock);
+
+static inline bool kheap_spin_trylock(kheap_spinlock_t *lock)
+{
+	return ck_spinlock_fas_trylock(lock);
+}
+
+static inline void kheap_spin_lock(kheap_spinlock_t *lock)
+{
+	if (__builtin_expect(!ck_spinlock_fas_trylock(lock), 0))
+		kheap_spin_lock_contended(lock);
+}
+
+static inline void kheap_spin_unlock(kheap_spinlock_t *lock)
+{
+	ck_spinlock_fas_unlock(lock);
+}
+
+static inline void kheap_spin_init(kheap_spinlock_t *lock)
+{
+	ck_spinlock_fas_init(lock);
+}
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * FIFO wait queue and the futex calls under it. See smp/waitq.h for the
+ * hand-off protocol and the barrier pairing it relies on.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <ck_pr.h>
+
+#include "smp/waitq.h"
+
+void kheap_waitq_append(struct kheap_waitq *q, struct kheap_waiter *w)
+{
+	w->next = NULL;
+	w->prev = q->tail;
+	if (q->tail != NULL)
+		q->tail->next = w;
+	else
+		q->head = w;
+	q->tail = w;
+}
+
+void kheap_waitq_remove(struct kheap_waitq *q, struct kheap_waiter *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		q->head = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	else
+		q->tail = w->prev;
+	w->next = NULL;
+	w->prev = NULL;
+}
+
+void kheap_waiter_serve(struct kheap_waitq *q, struct kheap_waiter *w, void *result)
+{
+	kheap_waitq_remove(q, w);
+	w->result = result;
+	/* Release: pairs with the acquire load in kheap_waiter_sleep. */
+	ck_pr_fence_store();
+	ck_pr_store_32(&w->state, KHEAP_WAITER_SERVED);
+}
+
+static bool observed_served(struct kheap_waiter *w)
+{
+	uint32_t state = ck_pr_load_32(&w->state);
+
+	/* Acquire: pairs with the release in kheap_waiter_serve. */
+	ck_pr_fence_load();
+	return state == KHEAP_WAITER_SERVED;
+}
+
+static bool deadline_passed(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline)
+{
+	for (;;) {
+		long rc;
+
+		if (observed_served(w))
+			return true;
+		if (deadline != NULL && deadline_passed(deadline))
+			return false;
+		/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline,
+		 * so retries after EINTR or a stray wake keep the same one.
+		 */
+		rc = syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+			     KHEAP_WAITER_WAITING, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
+		if (rc == -1 && errno == ETIMEDOUT)
+			return observed_served(w);
+	}
+}
+
+void kheap_waiter_wake(uint32_t *state)
+{
+	syscall(SYS_futex, state, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}
+
+void kheap_deadline_after(struct timespec *deadline, int64_t ns)
+{
+	struct timespec now;
+	int64_t seconds = ns / 1000000000;
+	long nanos = (long)(ns % 1000000000);
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (seconds > (int64_t)INT_MAX) {
+		deadline->tv_sec = (time_t)LONG_MAX;
+		deadline->tv_nsec = 0;
+		return;
+	}
+	deadline->tv_sec = now.tv_sec + (time_t)seconds;
+	deadline->tv_nsec = now.tv_nsec + nanos;
+	if (deadline->tv_nsec >= 1000000000) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000;
+	}
+}

@@ -1,0 +1,72 @@
+/*
+ * A FIFO wait queue with direct hand-off, on futexes.
+ *
+ * Each sleeping thread owns a struct kheap_waiter (on its own stack) with a
+ * private futex word. The queue itself is a doubly linked list protected by
+ * the caller's lock (the heap lock); this file never takes a lock.
+ *
+ * Protocol (no lost wake-up): a waiter is enqueued with state WAITING under
+ * the heap lock in the same critical section in which its last attempt to
+ * allocate failed. Whoever later frees memory does so under that lock, so it
+ * finds the waiter queued, hands it a block, dequeues it and stores SERVED
+ * (a release) before waking it. The waiter's futex wait only sleeps while the
+ * word still reads WAITING, so a wake that comes before the sleep is never
+ * lost; on any return it re-reads the word with acquire ordering, which pairs
+ * with the release above and makes `result` visible.
+ *
+ * A served waiter may return and reuse its stack before the waker's
+ * futex_wake() runs; waking a futex address nobody waits on is harmless, and
+ * every wait here re-checks its word, so a stray wake is only a retry.
+ */
+#ifndef KHEAP_SMP_WAITQ_H
+#define KHEAP_SMP_WAITQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+enum kheap_waiter_state {
+	KHEAP_WAITER_WAITING = 0,
+	KHEAP_WAITER_SERVED = 1,
+};
+
+struct kheap_waiter {
+	struct kheap_waiter *next;
+	struct kheap_waiter *prev;
+	/* What the waiter needs; read by the server under the heap lock. */
+	size_t bytes;
+	size_t align;
+	/* Written by the server before state becomes SERVED. */
+	void *result;
+	/* The futex word: WAITING, then SERVED exactly once. */
+	uint32_t state;
+};
+
+struct kheap_waitq {
+	struct kheap_waiter *head;
+	struct kheap_waiter *tail;
+};
+
+void kheap_waitq_append(struct kheap_waitq *q, struct kheap_waiter *w);
+void kheap_waitq_remove(struct kheap_waitq *q, struct kheap_waiter *w);
+
+/* Under the lock: records `result`, dequeues `w` and marks it SERVED. The
+ * caller must call kheap_waiter_wake(&w->state) after dropping the lock.
+ */
+void kheap_waiter_serve(struct kheap_waitq *q, struct kheap_waiter *w, void *result);
+
+/*
+ * Sleeps while w->state reads WAITING, until `deadline` (absolute
+ * CLOCK_MONOTONIC; NULL = forever). Returns true once SERVED is observed,
+ * false when the deadline passed first. Retries EINTR and spurious wakes.
+ */
+bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline);
+
+/* Wakes the thread sleeping on a served waiter's state word. */
+void kheap_waiter_wake(uint32_t *state);
+
+/* Absolute CLOCK_MONOTONIC deadline `ns` from now (saturating). */
+void kheap_deadline_after(struct timespec *deadline, int64_t ns);
+
+#endif
