@@ -17,7 +17,11 @@
 
 #include <stdbool.h>
 
-#include <ck_spinlock.h>
+/* Only the fas lock: <ck_spinlock.h> pulls in lock types that do not compile
+ * as C++, and tests include this header from C++.
+ */
+#include <ck_backoff.h>
+#include <spinlock/fas.h>
 
 typedef ck_spinlock_fas_t kheap_spinlock_t;
 

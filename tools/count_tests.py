@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Counts GoogleTest cases from Bazel's test.xml files.
+
+Prints one line, "N passed, M failed", over every test.xml under the given
+directory (bazel-testlogs). A test binary that crashed or timed out before
+writing its own report gets a synthetic test.xml from Bazel with a failing
+case, so it is counted as a failure, never silently dropped. Extra results
+("name=pass" or "name=fail" arguments) are added to the counts.
+"""
+import pathlib
+import sys
+import xml.etree.ElementTree as ElementTree
+
+
+def count(root):
+    passed = failed = skipped = 0
+    for report in sorted(pathlib.Path(root).rglob("test.xml")):
+        try:
+            tree = ElementTree.parse(report)
+        except ElementTree.ParseError:
+            print(f"unreadable test report: {report}", file=sys.stderr)
+            failed += 1
+            continue
+        cases = tree.getroot().iter("testcase")
+        for case in cases:
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed += 1
+                print(f"FAILED: {report.parent.name}: {case.get('classname')}.{case.get('name')}",
+                      file=sys.stderr)
+            elif case.get("status") == "notrun" or case.get("result") == "skipped" \
+                    or case.find("skipped") is not None:
+                skipped += 1
+            else:
+                passed += 1
+    return passed, failed, skipped
+
+
+def main():
+    passed, failed, skipped = count(sys.argv[1])
+    for extra in sys.argv[2:]:
+        name, _, outcome = extra.partition("=")
+        if outcome == "pass":
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAILED: {name}", file=sys.stderr)
+    line = f"{passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
