@@ -29,8 +29,6 @@
  * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
  * that would exceed it first flushes half of that class to the heap.
  */
-#include <ck_pr.h>
-
 #include "heap/k_heap_internal.h"
 
 enum { LINK_NEXT, LINK_CPU };
@@ -51,7 +49,7 @@ static inline struct kheap_cpu_cache *this_cpu_cache(struct k_heap_control *ctl)
 
 static inline bool nobody_waits(struct k_heap_control *ctl)
 {
-	return ck_pr_load_uint(&ctl->waiter_count) == 0;
+	return kheap_load_uint(&ctl->waiter_count) == 0;
 }
 
 static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_t c, uint32_t units)
@@ -284,9 +282,9 @@ void kheap_cache_add_counters(struct k_heap_control *ctl, struct k_heap_counters
 	for (uint32_t i = 0; i < ctl->cpu_count; i++) {
 		const struct kheap_cpu_counters *c = &ctl->cpus[i].counters;
 
-		counters->cache_hits += ck_pr_load_64(&c->hits);
-		counters->cache_misses += ck_pr_load_64(&c->misses);
-		counters->refills += ck_pr_load_64(&c->refills);
-		counters->flushes += ck_pr_load_64(&c->flushes);
+		counters->cache_hits += c->hits;
+		counters->cache_misses += c->misses;
+		counters->refills += c->refills;
+		counters->flushes += c->flushes;
 	}
 }

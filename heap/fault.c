@@ -1,7 +1,7 @@
 /*
  * The process-wide fault handler and the default one.
  *
- * The handler pointer is read and swapped atomically (CK), so a fault raised
+ * The handler pointer is read and swapped atomically, so a fault raised
  * on one core while another installs a handler sees one or the other, never
  * a torn value. The default handler formats into a local buffer and writes
  * the line with a single write(2), so lines from concurrent faults do not
@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <ck_pr.h>
-
 #include "heap/heap_internal.h"
+#include "smp/atomic.h"
 
 static void default_fault_handler(enum kheap_fault fault, const void *heap, const void *ptr,
 				  const char *detail)
@@ -31,11 +30,13 @@ static void default_fault_handler(enum kheap_fault fault, const void *heap, cons
 	abort();
 }
 
-static kheap_fault_handler_t installed_handler;
+/* A kheap_fault_handler_t, stored as void * for the atomic helpers. */
+static void *installed_handler;
 
 kheap_fault_handler_t kheap_set_fault_handler(kheap_fault_handler_t handler)
 {
-	kheap_fault_handler_t previous = ck_pr_fas_ptr(&installed_handler, handler);
+	kheap_fault_handler_t previous =
+	    (kheap_fault_handler_t)kheap_swap_ptr(&installed_handler, (void *)handler);
 
 	return previous == NULL ? default_fault_handler : previous;
 }
@@ -62,7 +63,8 @@ const char *kheap_fault_name(enum kheap_fault fault)
 void kheap_raise_fault(enum kheap_fault fault, const void *heap, const void *ptr,
 		       const char *detail)
 {
-	kheap_fault_handler_t handler = ck_pr_load_ptr(&installed_handler);
+	kheap_fault_handler_t handler =
+	    (kheap_fault_handler_t)kheap_load_acquire_ptr(&installed_handler);
 
 	if (handler == NULL || handler == default_fault_handler)
 		default_fault_handler(fault, heap, ptr, detail);

@@ -22,11 +22,11 @@
 #include <errno.h>
 #include <string.h>
 
-#include <ck_pr.h>
 #include <sched.h>
 #include <urcu/urcu-bp.h>
 
 #include "heap/k_heap_internal.h"
+#include "smp/atomic.h"
 
 enum k_heap_state {
 	KHEAP_UNINITIALISED = 0,
@@ -107,8 +107,7 @@ int k_heap_init_config(struct k_heap *h, void *mem, size_t bytes,
 		return -EINVAL;
 	h->control = NULL;
 	rc = format_k_heap(h, mem, bytes, percent);
-	ck_pr_fence_store();
-	ck_pr_store_uint(&h->init_state, rc == 0 ? KHEAP_READY : KHEAP_FAILED);
+	kheap_store_release_uint(&h->init_state, rc == 0 ? KHEAP_READY : KHEAP_FAILED);
 	return rc;
 }
 
@@ -125,23 +124,21 @@ static struct k_heap_control *ready_control_slow(struct k_heap *h)
 
 		if (h == NULL)
 			break;
-		state = ck_pr_load_uint(&h->init_state);
-		if (state == KHEAP_READY) {
-			ck_pr_fence_load();
+		state = kheap_load_acquire_uint(&h->init_state);
+		if (state == KHEAP_READY)
 			return h->control;
-		}
 		if (state == KHEAP_UNINITIALISED &&
-		    ck_pr_cas_uint(&h->init_state, KHEAP_UNINITIALISED, KHEAP_INITIALISING)) {
+		    kheap_cas_uint(&h->init_state, KHEAP_UNINITIALISED, KHEAP_INITIALISING)) {
 			int rc = format_k_heap(h, h->heap.init_mem, h->heap.init_bytes,
 					       h->cache_percent);
 
-			ck_pr_fence_store();
-			ck_pr_store_uint(&h->init_state, rc == 0 ? KHEAP_READY : KHEAP_FAILED);
+			kheap_store_release_uint(&h->init_state,
+						 rc == 0 ? KHEAP_READY : KHEAP_FAILED);
 			continue;
 		}
 		if (state == KHEAP_INITIALISING || state == KHEAP_CLOSING) {
 			urcu_bp_read_unlock();
-			while (ck_pr_load_uint(&h->init_state) == state)
+			while (kheap_load_acquire_uint(&h->init_state) == state)
 				sched_yield();
 			urcu_bp_read_lock();
 			continue;
@@ -155,10 +152,9 @@ static struct k_heap_control *ready_control_slow(struct k_heap *h)
 
 static inline struct k_heap_control *ready_control(struct k_heap *h)
 {
-	if (__builtin_expect(h != NULL && ck_pr_load_uint(&h->init_state) == KHEAP_READY, 1)) {
-		ck_pr_fence_load();
+	if (__builtin_expect(h != NULL && kheap_load_acquire_uint(&h->init_state) == KHEAP_READY,
+			     1))
 		return h->control;
-	}
 	return ready_control_slow(h);
 }
 
@@ -254,7 +250,7 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 	if (mem != NULL)
 		return mem;
 
-	ck_pr_inc_uint(&ctl->waiter_count);
+	kheap_inc_uint(&ctl->waiter_count);
 	if (caches_enabled(ctl))
 		kheap_cache_drain_all(ctl);
 
@@ -262,7 +258,7 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 	mem = z_heap_aligned_alloc(z, align, bytes);
 	if (mem != NULL || timeout.ticks == 0 || bytes > max_request_bytes(z)) {
 		kheap_spin_unlock(&ctl->lock);
-		ck_pr_dec_uint(&ctl->waiter_count);
+		kheap_dec_uint(&ctl->waiter_count);
 		return mem;
 	}
 	memset(&waiter, 0, sizeof(waiter));
@@ -279,7 +275,7 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 	} else {
 		urcu_bp_read_lock();
 		kheap_spin_lock(&ctl->lock);
-		if (ck_pr_load_32(&waiter.state) == KHEAP_WAITER_SERVED) {
+		if (kheap_load_acquire_32(&waiter.state) == KHEAP_WAITER_SERVED) {
 			mem = waiter.result;
 		} else {
 			kheap_waitq_remove(&ctl->waitq, &waiter);
@@ -289,7 +285,7 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 		}
 		kheap_spin_unlock(&ctl->lock);
 	}
-	ck_pr_dec_uint(&ctl->waiter_count);
+	kheap_dec_uint(&ctl->waiter_count);
 	return mem;
 }
 
@@ -446,24 +442,23 @@ int k_heap_deinit(struct k_heap *h)
 	struct z_heap *z;
 	bool busy;
 
-	if (h == NULL || !ck_pr_cas_uint(&h->init_state, KHEAP_READY, KHEAP_CLOSING))
+	if (h == NULL || !kheap_cas_uint(&h->init_state, KHEAP_READY, KHEAP_CLOSING))
 		return -EINVAL;
 	urcu_bp_synchronize_rcu();
 
 	ctl = h->control;
 	z = control_heap(ctl);
 	kheap_quiesce(ctl);
-	busy = ck_pr_load_uint(&ctl->waiter_count) != 0 || ctl->waitq.head != NULL ||
+	busy = kheap_load_uint(&ctl->waiter_count) != 0 || ctl->waitq.head != NULL ||
 	       z->allocated_bytes != kheap_cache_bytes(ctl);
 	kheap_unquiesce(ctl);
 	if (busy) {
-		ck_pr_store_uint(&h->init_state, KHEAP_READY);
+		kheap_store_release_uint(&h->init_state, KHEAP_READY);
 		return -EBUSY;
 	}
 	h->control = NULL;
 	h->heap.heap = NULL;
-	ck_pr_fence_store();
-	ck_pr_store_uint(&h->init_state, KHEAP_DEAD);
+	kheap_store_release_uint(&h->init_state, KHEAP_DEAD);
 	return 0;
 }
 
@@ -505,26 +500,24 @@ int k_heap_runtime_stats_get(struct k_heap *h, struct sys_memory_stats *stats)
 	return with_quiesced(h, fill_stats, stats);
 }
 
+static int fill_counters(struct k_heap_control *ctl, void *arg)
+{
+	struct k_heap_counters *counters = arg;
+
+	memset(counters, 0, sizeof(*counters));
+	kheap_cache_add_counters(ctl, counters);
+	counters->drains = ctl->drains;
+	counters->waits = ctl->waits;
+	counters->handoffs = ctl->handoffs;
+	counters->timeouts = ctl->timeouts;
+	return 0;
+}
+
 int k_heap_counters_get(struct k_heap *h, struct k_heap_counters *counters)
 {
-	struct k_heap_control *ctl;
-
 	if (counters == NULL)
 		return -EINVAL;
-	urcu_bp_read_lock();
-	ctl = ready_control(h);
-	if (ctl != NULL) {
-		memset(counters, 0, sizeof(*counters));
-		kheap_cache_add_counters(ctl, counters);
-		kheap_spin_lock(&ctl->lock);
-		counters->drains = ctl->drains;
-		counters->waits = ctl->waits;
-		counters->handoffs = ctl->handoffs;
-		counters->timeouts = ctl->timeouts;
-		kheap_spin_unlock(&ctl->lock);
-	}
-	urcu_bp_read_unlock();
-	return ctl == NULL ? -EINVAL : 0;
+	return with_quiesced(h, fill_counters, counters);
 }
 
 void k_heap_drain_caches(struct k_heap *h)

@@ -140,7 +140,7 @@ int kheap_cache_owner_cpu(const struct z_heap *h, chunkid_t c);
 
 /* With every lock held: bytes parked in all caches. */
 size_t kheap_cache_bytes(struct k_heap_control *ctl);
-/* Adds the per-CPU counters to `counters` (relaxed reads, no locks). */
+/* With every lock held: adds the per-CPU counters to `counters`. */
 void kheap_cache_add_counters(struct k_heap_control *ctl, struct k_heap_counters *counters);
 
 /* Hooks for the sys_heap entry points called on a k_heap's inner heap. */

@@ -14,7 +14,7 @@ void kheap_spin_lock_contended(kheap_spinlock_t *lock)
 	unsigned int rounds = 0;
 
 	for (;;) {
-		while (ck_spinlock_fas_locked(lock)) {
+		while (kheap_spin_is_locked(lock)) {
 			if (rounds < KHEAP_SPIN_LIMIT) {
 				ck_backoff_eb(&backoff);
 				rounds++;
@@ -22,7 +22,7 @@ void kheap_spin_lock_contended(kheap_spinlock_t *lock)
 				sched_yield();
 			}
 		}
-		if (ck_spinlock_fas_trylock(lock))
+		if (kheap_spin_trylock(lock))
 			return;
 	}
 }

@@ -23,26 +23,51 @@
 #include <ck_backoff.h>
 #include <spinlock/fas.h>
 
+#include "smp/atomic.h"
+
 typedef ck_spinlock_fas_t kheap_spinlock_t;
 
 #define KHEAP_SPIN_LIMIT 64
 
 void kheap_spin_lock_contended(kheap_spinlock_t *lock);
 
+#ifdef KHEAP_TSAN
+/* Same lock word and protocol, on builtins TSan can see (smp/atomic.h). */
+static inline bool kheap_spin_trylock(kheap_spinlock_t *lock)
+{
+	return __atomic_exchange_n(&lock->value, 1u, __ATOMIC_ACQUIRE) == 0;
+}
+
+static inline bool kheap_spin_is_locked(kheap_spinlock_t *lock)
+{
+	return __atomic_load_n(&lock->value, __ATOMIC_RELAXED) != 0;
+}
+
+static inline void kheap_spin_unlock(kheap_spinlock_t *lock)
+{
+	__atomic_store_n(&lock->value, 0u, __ATOMIC_RELEASE);
+}
+#else
 static inline bool kheap_spin_trylock(kheap_spinlock_t *lock)
 {
 	return ck_spinlock_fas_trylock(lock);
 }
 
-static inline void kheap_spin_lock(kheap_spinlock_t *lock)
+static inline bool kheap_spin_is_locked(kheap_spinlock_t *lock)
 {
-	if (__builtin_expect(!ck_spinlock_fas_trylock(lock), 0))
-		kheap_spin_lock_contended(lock);
+	return ck_spinlock_fas_locked(lock);
 }
 
 static inline void kheap_spin_unlock(kheap_spinlock_t *lock)
 {
 	ck_spinlock_fas_unlock(lock);
+}
+#endif
+
+static inline void kheap_spin_lock(kheap_spinlock_t *lock)
+{
+	if (__builtin_expect(!kheap_spin_trylock(lock), 0))
+		kheap_spin_lock_contended(lock);
 }
 
 static inline void kheap_spin_init(kheap_spinlock_t *lock)

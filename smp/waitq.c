@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <ck_pr.h>
+#include "smp/atomic.h"
 
 #include "smp/waitq.h"
 
@@ -43,17 +43,13 @@ void kheap_waiter_serve(struct kheap_waitq *q, struct kheap_waiter *w, void *res
 	kheap_waitq_remove(q, w);
 	w->result = result;
 	/* Release: pairs with the acquire load in kheap_waiter_sleep. */
-	ck_pr_fence_store();
-	ck_pr_store_32(&w->state, KHEAP_WAITER_SERVED);
+	kheap_store_release_32(&w->state, KHEAP_WAITER_SERVED);
 }
 
 static bool observed_served(struct kheap_waiter *w)
 {
-	uint32_t state = ck_pr_load_32(&w->state);
-
 	/* Acquire: pairs with the release in kheap_waiter_serve. */
-	ck_pr_fence_load();
-	return state == KHEAP_WAITER_SERVED;
+	return kheap_load_acquire_32(&w->state) == KHEAP_WAITER_SERVED;
 }
 
 static bool deadline_passed(const struct timespec *deadline)
