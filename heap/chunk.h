@@ -48,6 +48,8 @@
 
 #include <kheap/sys_heap.h>
 
+#include "smp/atomic.h"
+
 #define CHUNK_UNIT 8u
 
 /* Identifies a formatted region ("kHeP"), for attach and foreign checks. */
@@ -103,13 +105,19 @@ static inline void *chunk_address(const struct z_heap *h, chunkid_t c)
 	return chunk_base(h) + (size_t)c * CHUNK_UNIT;
 }
 
+/*
+ * Header words are read and written as relaxed atomics: a CPU cache flips
+ * the CACHED flag of a block under its own lock while the heap-lock holder
+ * may be reading that block's header as a neighbour. Only the flag changes,
+ * never the size or USED, so a relaxed access is all that is needed.
+ */
 static inline uint32_t chunk_field(const struct z_heap *h, chunkid_t c, enum chunk_field f)
 {
 	void *p = chunk_address(h, c);
 
 	if (big_headers(h))
-		return ((const uint32_t *)p)[f];
-	return ((const uint16_t *)p)[f];
+		return kheap_load_relaxed_32((const uint32_t *)p + f);
+	return kheap_load_relaxed_16((const uint16_t *)p + f);
 }
 
 static inline void chunk_set_field(struct z_heap *h, chunkid_t c, enum chunk_field f, uint32_t v)
@@ -117,9 +125,9 @@ static inline void chunk_set_field(struct z_heap *h, chunkid_t c, enum chunk_fie
 	void *p = chunk_address(h, c);
 
 	if (big_headers(h))
-		((uint32_t *)p)[f] = v;
+		kheap_store_relaxed_32((uint32_t *)p + f, v);
 	else
-		((uint16_t *)p)[f] = (uint16_t)v;
+		kheap_store_relaxed_16((uint16_t *)p + f, (uint16_t)v);
 }
 
 static inline uint32_t chunk_size(const struct z_heap *h, chunkid_t c)

@@ -78,6 +78,26 @@ static inline void *kheap_swap_ptr(void **p, void *v)
 	return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
 }
 
+static inline uint32_t kheap_load_relaxed_32(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static inline void kheap_store_relaxed_32(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+static inline uint16_t kheap_load_relaxed_16(const uint16_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static inline void kheap_store_relaxed_16(uint16_t *p, uint16_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
 #else
 
 static inline unsigned int kheap_load_uint(const unsigned int *p)
@@ -142,6 +162,26 @@ static inline void *kheap_load_acquire_ptr(void *const *p)
 static inline void *kheap_swap_ptr(void **p, void *v)
 {
 	return ck_pr_fas_ptr(p, v);
+}
+
+static inline uint32_t kheap_load_relaxed_32(const uint32_t *p)
+{
+	return ck_pr_load_32(p);
+}
+
+static inline void kheap_store_relaxed_32(uint32_t *p, uint32_t v)
+{
+	ck_pr_store_32(p, v);
+}
+
+static inline uint16_t kheap_load_relaxed_16(const uint16_t *p)
+{
+	return ck_pr_load_16(p);
+}
+
+static inline void kheap_store_relaxed_16(uint16_t *p, uint16_t v)
+{
+	ck_pr_store_16(p, v);
 }
 
 #endif
