@@ -2,22 +2,23 @@
  * Per-CPU caches: the allocation and free fast paths, refill, flush, drain.
  *
  * Fast path. kheap_cache_alloc/free look up the current CPU (one TLS load
- * through rseq), trylock that CPU's cache lock and push or pop one block of
- * the request's class. On a hit they touch only lines that belong to this
- * CPU (its cache), read-only configuration, and the block itself: no shared
- * line is written and no shared lock is taken. The CPU number is only a
- * hint: a thread migrated after the lookup still holds that cache's lock, so
- * correctness never depends on it; a busy lock (rare: another thread on the
- * same CPU) sends the caller to the global path instead of spinning.
+ * through rseq), trylock that CPU's slot lock, check the heap is READY, and
+ * push or pop one block of the request's class. On a hit they touch only
+ * lines that belong to this CPU (its slot lock and its cache), read-only
+ * configuration, and the block itself: no shared line is written and no
+ * shared lock is taken. The CPU number is only a hint: a thread migrated
+ * after the lookup still holds that slot's lock, so correctness never
+ * depends on it; a busy lock (rare: another thread on the same CPU) sends
+ * the caller to the global path instead of spinning.
  *
  * Refill and flush move batches under one heap-lock hold each, so blocks
  * allocated on one CPU and freed on another (producer/consumer) cross the
  * global lock once per batch, never once per block.
  *
  * No lost wake-up. An allocator that is about to sleep first increments
- * waiter_count, then drains every cache (taking each cache lock), then tries
+ * waiter_count, then drains every cache (taking each slot lock), then tries
  * the global heap under the heap lock and queues itself in that same hold.
- * A free reads waiter_count while holding its cache lock. Either the free's
+ * A free reads waiter_count while holding its slot lock. Either the free's
  * critical section comes first, and the drain (which takes the same lock
  * after it) moves the block to the global heap before the waiter's last
  * try; or the waiter's increment is ordered before the free's lock acquire
@@ -30,21 +31,16 @@
  * that would exceed it first flushes half of that class to the heap.
  */
 #include "heap/k_heap_internal.h"
+#include "smp/atomic.h"
 
 enum { LINK_NEXT, LINK_CPU };
+
+/* Process-wide and never freed; see "Slot locks" in k_heap_internal.h. */
+struct kheap_slot_lock kheap_slot_locks[KHEAP_MAX_CPUS];
 
 static inline uint32_t *cached_links(const struct z_heap *h, chunkid_t c)
 {
 	return chunk_mem(h, c);
-}
-
-static inline struct kheap_cpu_cache *this_cpu_cache(struct k_heap_control *ctl)
-{
-	unsigned int cpu = (unsigned int)kheap_current_cpu();
-
-	if (__builtin_expect(cpu >= ctl->cpu_count, 0))
-		cpu %= ctl->cpu_count;
-	return &ctl->cpus[cpu];
 }
 
 static inline bool nobody_waits(struct k_heap_control *ctl)
@@ -117,80 +113,128 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 	return first == 0 ? NULL : chunk_mem(h, first);
 }
 
-void *kheap_cache_alloc(struct k_heap_control *ctl, uint32_t units)
+/*
+ * Takes the current CPU's slot lock and returns the heap's control block if
+ * the heap is ready and has a cache for that slot; otherwise drops the lock
+ * and returns NULL. Only after this succeeds may the caller touch the region.
+ */
+static struct k_heap_control *lock_cpu_slot(struct k_heap *h, uint32_t *slot)
 {
-	struct z_heap *h = control_heap(ctl);
+	struct k_heap_control *ctl;
+
+	*slot = (uint32_t)kheap_current_cpu() % KHEAP_MAX_CPUS;
+	if (__builtin_expect(!kheap_spin_trylock(kheap_slot_lock(*slot)), 0))
+		return NULL;
+	/* The slot lock orders this read after a teardown that began before we
+	 * took it: teardown stores CLOSING, then takes every slot lock.
+	 */
+	if (__builtin_expect(kheap_load_uint(&h->init_state) == KHEAP_STATE_READY, 1)) {
+		ctl = h->control;
+		if (__builtin_expect(*slot < ctl->cpu_count, 1))
+			return ctl;
+	}
+	kheap_spin_unlock(kheap_slot_lock(*slot));
+	return NULL;
+}
+
+void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
+{
+	struct k_heap_control *ctl;
 	struct kheap_cpu_cache *cache;
 	struct kheap_cache_class *cls;
+	struct z_heap *z;
+	uint32_t slot, units;
 	chunkid_t c;
 	void *mem;
 
+	ctl = lock_cpu_slot(h, &slot);
+	if (ctl == NULL)
+		return NULL;
+	z = control_heap(ctl);
+	cache = &ctl->cpus[slot];
+	units = bytes_to_chunksz(z, bytes);
 	if (units < ctl->min_class_units)
 		units = ctl->min_class_units;
-	cache = this_cpu_cache(ctl);
-	if (__builtin_expect(!kheap_spin_trylock(&cache->lock), 0))
-		return NULL;
 	cls = &cache->classes[units];
 	c = cls->head;
 	if (__builtin_expect(c != 0, 1)) {
 		const char *detail;
 
-		if (__builtin_expect(z_heap_check_cached_block(h, c, &detail) != 0, 0)) {
+		/* One header load: a parked block keeps its exact size and flags;
+		 * anything else means its header was written after it was freed.
+		 */
+		if (__builtin_expect(c >= z->end_chunk ||
+					 chunk_field(z, c, SIZE_FLAGS) !=
+					     (units << 2 | CHUNK_USED | CHUNK_CACHED),
+				     0)) {
+			if (z_heap_check_cached_block(z, c, &detail) == 0)
+				detail = "cached block's size changed while it was free";
 			/* The list is no longer trustworthy: forget it (its blocks
 			 * leak) rather than hand out memory that may be in use.
 			 */
-			cache->cached_bytes -= chunksz_to_bytes(h, units) * cls->count;
+			cache->cached_bytes -= chunksz_to_bytes(z, units) * cls->count;
 			cls->head = 0;
 			cls->count = 0;
-			kheap_spin_unlock(&cache->lock);
-			kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, ctl->owner, chunk_mem(h, c),
-					  detail);
+			kheap_spin_unlock(kheap_slot_lock(slot));
+			kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, h, chunk_mem(z, c), detail);
 			return NULL;
 		}
-		cls->head = cached_links(h, c)[LINK_NEXT];
+		cls->head = cached_links(z, c)[LINK_NEXT];
 		cls->count--;
-		cache->cached_bytes -= chunksz_to_bytes(h, units);
+		cache->cached_bytes -= chunksz_to_bytes(z, units);
 		cache->counters.hits++;
-		z_heap_mark_uncached(h, c);
-		kheap_spin_unlock(&cache->lock);
-		return chunk_mem(h, c);
+		z_heap_mark_uncached(z, c);
+		kheap_spin_unlock(kheap_slot_lock(slot));
+		return chunk_mem(z, c);
 	}
 	cache->counters.misses++;
 	mem = refill(ctl, cache, units);
-	kheap_spin_unlock(&cache->lock);
+	kheap_spin_unlock(kheap_slot_lock(slot));
 	return mem;
 }
 
-bool kheap_cache_free(struct k_heap_control *ctl, struct z_heap *h, chunkid_t c)
+enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 {
-	uint32_t units = chunk_size(h, c);
-	size_t block_bytes = chunksz_to_bytes(h, units);
+	enum kheap_cache_free_result result = KHEAP_CACHE_FREE_DECLINED;
+	struct k_heap_control *ctl;
 	struct kheap_cpu_cache *cache;
+	const char *detail = NULL;
+	enum kheap_fault fault;
+	struct z_heap *z;
+	size_t block_bytes;
+	uint32_t slot, units;
+	chunkid_t c;
 
-	if (units > ctl->max_class_units || units < ctl->min_class_units)
-		return false;
-	cache = this_cpu_cache(ctl);
-	if (__builtin_expect(!kheap_spin_trylock(&cache->lock), 0))
-		return false;
-	if (!nobody_waits(ctl)) {
-		kheap_spin_unlock(&cache->lock);
-		return false;
+	ctl = lock_cpu_slot(h, &slot);
+	if (ctl == NULL)
+		return KHEAP_CACHE_FREE_DECLINED;
+	z = control_heap(ctl);
+	fault = z_heap_check_owned_block(z, mem, &c, &detail);
+	if (__builtin_expect(fault != 0, 0)) {
+		kheap_spin_unlock(kheap_slot_lock(slot));
+		kheap_raise_fault(fault, h, mem, detail);
+		return KHEAP_CACHE_FREE_DONE;
 	}
+	units = chunk_size(z, c);
+	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl))
+		goto out;
+	cache = &ctl->cpus[slot];
+	block_bytes = chunksz_to_bytes(z, units);
 	if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
 		struct kheap_cache_class *cls = &cache->classes[units];
 
 		kheap_spin_lock(&ctl->lock);
-		release_class(h, cache, units, (cls->count + 1) / 2);
+		release_class(z, cache, units, (cls->count + 1) / 2);
 		kheap_spin_unlock(&ctl->lock);
 		cache->counters.flushes++;
-		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
-			kheap_spin_unlock(&cache->lock);
-			return false;
-		}
+		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
+			goto out;
 	}
-	push_block(h, cache, c, units);
-	kheap_spin_unlock(&cache->lock);
-	return true;
+	push_block(z, cache, c, units);
+	result = KHEAP_CACHE_FREE_DONE;
+out:
+	kheap_spin_unlock(kheap_slot_lock(slot));
+	return result;
 }
 
 void kheap_cache_drain_all(struct k_heap_control *ctl)
@@ -202,9 +246,9 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 		uint32_t *wake[8];
 		size_t served;
 
-		kheap_spin_lock(&cache->lock);
+		kheap_spin_lock(kheap_slot_lock(i));
 		if (cache->cached_bytes == 0) {
-			kheap_spin_unlock(&cache->lock);
+			kheap_spin_unlock(kheap_slot_lock(i));
 			continue;
 		}
 		kheap_spin_lock(&ctl->lock);
@@ -213,7 +257,7 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 		ctl->drains++;
 		served = kheap_serve_waiters(ctl, wake, 8);
 		kheap_spin_unlock(&ctl->lock);
-		kheap_spin_unlock(&cache->lock);
+		kheap_spin_unlock(kheap_slot_lock(i));
 		kheap_wake_served(wake, served);
 	}
 }

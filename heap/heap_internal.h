@@ -34,8 +34,45 @@ enum kheap_fault z_heap_check_block(const struct z_heap *h, const void *mem, chu
  * block the caller owns: every field it reads (the block's header and the
  * next header's left size) changes only when the block itself does.
  */
-enum kheap_fault z_heap_check_owned_block(const struct z_heap *h, const void *mem, chunkid_t *chunk,
-					  const char **detail);
+static inline enum kheap_fault z_heap_check_owned_block(const struct z_heap *h, const void *mem,
+							chunkid_t *chunk, const char **detail)
+{
+	const uint8_t *p = mem;
+	const uint8_t *lowest = chunk_mem(h, first_block_chunk(h));
+	const uint8_t *beyond = chunk_mem(h, h->end_chunk);
+	chunkid_t c;
+	uint32_t size;
+
+	if (p < lowest || p >= beyond) {
+		*detail = "pointer is not inside this heap";
+		return KHEAP_FAULT_FOREIGN_POINTER;
+	}
+	if ((size_t)(p - h->header_bytes - chunk_base(h)) % CHUNK_UNIT != 0) {
+		*detail = "pointer is not at the start of a block";
+		return KHEAP_FAULT_INTERIOR_POINTER;
+	}
+	c = mem_to_chunk(h, mem);
+	size = chunk_size(h, c);
+	if (size == 0 || size > h->end_chunk - c) {
+		*detail = "no block header at pointer (interior pointer, or header overwritten)";
+		return KHEAP_FAULT_INTERIOR_POINTER;
+	}
+	if (!chunk_used(h, c)) {
+		*detail = "block is already free";
+		return KHEAP_FAULT_DOUBLE_FREE;
+	}
+	if (chunk_cached(h, c)) {
+		*detail = "block is already free (parked in a per-CPU cache)";
+		return KHEAP_FAULT_DOUBLE_FREE;
+	}
+	if (left_size(h, c + size) != size) {
+		*detail =
+		    "the header after this block was overwritten (write past the block's end?)";
+		return KHEAP_FAULT_HEADER_OVERWRITTEN;
+	}
+	*chunk = c;
+	return 0;
+}
 
 /* As z_heap_check_block, but the block must be CACHED (it sits in a cache). */
 enum kheap_fault z_heap_check_cached_block(const struct z_heap *h, chunkid_t c,
@@ -53,8 +90,15 @@ void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t b
 chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units);
 
 /* Marks a USED chunk as parked in a cache, or takes it back for a user. */
-void z_heap_mark_cached(struct z_heap *h, chunkid_t c);
-void z_heap_mark_uncached(struct z_heap *h, chunkid_t c);
+static inline void z_heap_mark_cached(struct z_heap *h, chunkid_t c)
+{
+	set_chunk_flags(h, c, CHUNK_USED | CHUNK_CACHED);
+}
+
+static inline void z_heap_mark_uncached(struct z_heap *h, chunkid_t c)
+{
+	set_chunk_flags(h, c, CHUNK_USED);
+}
 
 /* Totals gathered by the validation walk. */
 struct z_heap_walk_totals {

@@ -10,14 +10,16 @@
  *     are queued allocates for them in FIFO order and wakes only those it
  *     served (kheap_serve_waiters).
  *
- * Lifetime and RCU. Every operation runs inside a liburcu (bulletproof
- * flavour) read-side critical section, except while it sleeps. Teardown
- * moves init_state from READY to CLOSING, waits for a grace period, and only
- * then quiesces and checks that the heap is idle, so no thread can still be
- * inside a cache (or about to enter one) of a heap being torn down.
- * Operations that find CLOSING wait, outside any read-side section, for
- * teardown to finish or back off. A sleeping waiter is not in a read-side
- * section, but it is counted in waiter_count, which makes teardown refuse.
+ * Lifetime and RCU. The cache fast paths are protected by the process-wide
+ * slot locks (k_heap_internal.h). Every other operation runs inside a
+ * liburcu (bulletproof flavour) read-side critical section, except while it
+ * sleeps. Teardown moves init_state from READY to CLOSING, waits for a grace
+ * period (no slow path can still be in the region), takes every slot lock
+ * (no fast path can be either, and later ones will see CLOSING), and only
+ * then checks that the heap is idle. Operations that find CLOSING wait,
+ * outside any read-side section, for teardown to finish or back off. A
+ * sleeping waiter is not in a read-side section, but it is counted in
+ * waiter_count, which makes teardown refuse.
  */
 #include <errno.h>
 #include <string.h>
@@ -27,15 +29,6 @@
 
 #include "heap/k_heap_internal.h"
 #include "smp/atomic.h"
-
-enum k_heap_state {
-	KHEAP_UNINITIALISED = 0,
-	KHEAP_INITIALISING,
-	KHEAP_READY,
-	KHEAP_FAILED,
-	KHEAP_CLOSING,
-	KHEAP_DEAD,
-};
 
 #define WAKE_BATCH 8
 
@@ -75,10 +68,8 @@ static int format_k_heap(struct k_heap *h, void *mem, size_t bytes, unsigned int
 	ctl->owner = h;
 	ctl->cpu_count = cpus;
 	kheap_spin_init(&ctl->lock);
-	for (uint32_t i = 0; i < cpus; i++) {
-		kheap_spin_init(&ctl->cpus[i].lock);
+	for (uint32_t i = 0; i < cpus; i++)
 		ctl->cpus[i].cpu = i;
-	}
 	if (cpus != 0) {
 		ctl->max_class_units = bytes_to_chunksz(z, KHEAP_CACHE_MAX_BYTES);
 		ctl->min_class_units = 2;
@@ -93,7 +84,10 @@ static int format_k_heap(struct k_heap *h, void *mem, size_t bytes, unsigned int
 	z->allocated_bytes = 0;
 	z->max_allocated_bytes = 0;
 	h->control = ctl;
-	h->cache_percent = cache_percent;
+	/* From here on cache_percent != 0 means "this heap has caches"; the
+	 * fast paths read it without a lock to skip caches cheaply.
+	 */
+	kheap_store_release_uint(&h->cache_percent, cpus != 0 ? cache_percent : 0);
 	return 0;
 }
 
@@ -107,7 +101,7 @@ int k_heap_init_config(struct k_heap *h, void *mem, size_t bytes,
 		return -EINVAL;
 	h->control = NULL;
 	rc = format_k_heap(h, mem, bytes, percent);
-	kheap_store_release_uint(&h->init_state, rc == 0 ? KHEAP_READY : KHEAP_FAILED);
+	kheap_store_release_uint(&h->init_state, rc == 0 ? KHEAP_STATE_READY : KHEAP_STATE_FAILED);
 	return rc;
 }
 
@@ -125,18 +119,19 @@ static struct k_heap_control *ready_control_slow(struct k_heap *h)
 		if (h == NULL)
 			break;
 		state = kheap_load_acquire_uint(&h->init_state);
-		if (state == KHEAP_READY)
+		if (state == KHEAP_STATE_READY)
 			return h->control;
-		if (state == KHEAP_UNINITIALISED &&
-		    kheap_cas_uint(&h->init_state, KHEAP_UNINITIALISED, KHEAP_INITIALISING)) {
+		if (state == KHEAP_STATE_UNINITIALISED &&
+		    kheap_cas_uint(&h->init_state, KHEAP_STATE_UNINITIALISED,
+				   KHEAP_STATE_INITIALISING)) {
 			int rc = format_k_heap(h, h->heap.init_mem, h->heap.init_bytes,
 					       h->cache_percent);
 
 			kheap_store_release_uint(&h->init_state,
-						 rc == 0 ? KHEAP_READY : KHEAP_FAILED);
+						 rc == 0 ? KHEAP_STATE_READY : KHEAP_STATE_FAILED);
 			continue;
 		}
-		if (state == KHEAP_INITIALISING || state == KHEAP_CLOSING) {
+		if (state == KHEAP_STATE_INITIALISING || state == KHEAP_STATE_CLOSING) {
 			urcu_bp_read_unlock();
 			while (kheap_load_acquire_uint(&h->init_state) == state)
 				sched_yield();
@@ -152,8 +147,8 @@ static struct k_heap_control *ready_control_slow(struct k_heap *h)
 
 static inline struct k_heap_control *ready_control(struct k_heap *h)
 {
-	if (__builtin_expect(h != NULL && kheap_load_acquire_uint(&h->init_state) == KHEAP_READY,
-			     1))
+	if (__builtin_expect(
+		h != NULL && kheap_load_acquire_uint(&h->init_state) == KHEAP_STATE_READY, 1))
 		return h->control;
 	return ready_control_slow(h);
 }
@@ -161,7 +156,7 @@ static inline struct k_heap_control *ready_control(struct k_heap *h)
 void kheap_quiesce(struct k_heap_control *ctl)
 {
 	for (uint32_t i = 0; i < ctl->cpu_count; i++)
-		kheap_spin_lock(&ctl->cpus[i].lock);
+		kheap_spin_lock(kheap_slot_lock(i));
 	kheap_spin_lock(&ctl->lock);
 }
 
@@ -169,7 +164,7 @@ void kheap_unquiesce(struct k_heap_control *ctl)
 {
 	kheap_spin_unlock(&ctl->lock);
 	for (uint32_t i = ctl->cpu_count; i-- > 0;)
-		kheap_spin_unlock(&ctl->cpus[i].lock);
+		kheap_spin_unlock(kheap_slot_lock(i));
 }
 
 size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap)
@@ -289,38 +284,40 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 	return mem;
 }
 
-void *k_heap_alloc(struct k_heap *h, size_t bytes, k_timeout_t timeout)
+/* The slow path of every allocation, in a read-side section. */
+static void *alloc_slow(struct k_heap *h, size_t align, size_t bytes, k_timeout_t timeout)
 {
 	struct k_heap_control *ctl;
 	void *mem = NULL;
 
-	urcu_bp_read_lock();
-	ctl = ready_control(h);
-	if (__builtin_expect(ctl != NULL && bytes != 0, 1)) {
-		if (bytes <= KHEAP_CACHE_MAX_BYTES && caches_enabled(ctl))
-			mem = kheap_cache_alloc(ctl, bytes_to_chunksz(control_heap(ctl), bytes));
-		if (mem == NULL)
-			mem = alloc_global(ctl, 0, bytes, timeout);
-	}
-	urcu_bp_read_unlock();
-	return mem;
-}
-
-void *k_heap_aligned_alloc(struct k_heap *h, size_t align, size_t bytes, k_timeout_t timeout)
-{
-	struct k_heap_control *ctl;
-	void *mem = NULL;
-
-	if ((align & (align - 1)) != 0)
-		return NULL;
-	if (align <= CHUNK_UNIT)
-		return k_heap_alloc(h, bytes, timeout);
 	urcu_bp_read_lock();
 	ctl = ready_control(h);
 	if (ctl != NULL && bytes != 0)
 		mem = alloc_global(ctl, align, bytes, timeout);
 	urcu_bp_read_unlock();
 	return mem;
+}
+
+void *k_heap_alloc(struct k_heap *h, size_t bytes, k_timeout_t timeout)
+{
+	void *mem = NULL;
+
+	if (__builtin_expect(h != NULL && bytes - 1 < KHEAP_CACHE_MAX_BYTES &&
+				 kheap_load_uint(&h->cache_percent) != 0,
+			     1))
+		mem = kheap_cache_alloc(h, bytes);
+	if (mem == NULL)
+		mem = alloc_slow(h, 0, bytes, timeout);
+	return mem;
+}
+
+void *k_heap_aligned_alloc(struct k_heap *h, size_t align, size_t bytes, k_timeout_t timeout)
+{
+	if ((align & (align - 1)) != 0)
+		return NULL;
+	if (align <= CHUNK_UNIT)
+		return k_heap_alloc(h, bytes, timeout);
+	return alloc_slow(h, align, bytes, timeout);
 }
 
 void *k_heap_calloc(struct k_heap *h, size_t num, size_t size, k_timeout_t timeout)
@@ -342,20 +339,13 @@ void k_heap_free(struct k_heap *h, void *mem)
 
 	if (mem == NULL)
 		return;
+	if (__builtin_expect(h != NULL && kheap_load_uint(&h->cache_percent) != 0, 1) &&
+	    kheap_cache_free(h, mem) == KHEAP_CACHE_FREE_DONE)
+		return;
 	urcu_bp_read_lock();
 	ctl = ready_control(h);
-	if (ctl != NULL) {
-		struct z_heap *z = control_heap(ctl);
-		const char *detail;
-		enum kheap_fault fault;
-		chunkid_t c;
-
-		fault = z_heap_check_owned_block(z, mem, &c, &detail);
-		if (fault != 0)
-			kheap_raise_fault(fault, h, mem, detail);
-		else if (!caches_enabled(ctl) || !kheap_cache_free(ctl, z, c))
-			free_global(h, ctl, mem);
-	}
+	if (ctl != NULL)
+		free_global(h, ctl, mem);
 	urcu_bp_read_unlock();
 }
 
@@ -442,7 +432,7 @@ int k_heap_deinit(struct k_heap *h)
 	struct z_heap *z;
 	bool busy;
 
-	if (h == NULL || !kheap_cas_uint(&h->init_state, KHEAP_READY, KHEAP_CLOSING))
+	if (h == NULL || !kheap_cas_uint(&h->init_state, KHEAP_STATE_READY, KHEAP_STATE_CLOSING))
 		return -EINVAL;
 	urcu_bp_synchronize_rcu();
 
@@ -453,12 +443,12 @@ int k_heap_deinit(struct k_heap *h)
 	       z->allocated_bytes != kheap_cache_bytes(ctl);
 	kheap_unquiesce(ctl);
 	if (busy) {
-		kheap_store_release_uint(&h->init_state, KHEAP_READY);
+		kheap_store_release_uint(&h->init_state, KHEAP_STATE_READY);
 		return -EBUSY;
 	}
 	h->control = NULL;
 	h->heap.heap = NULL;
-	kheap_store_release_uint(&h->init_state, KHEAP_DEAD);
+	kheap_store_release_uint(&h->init_state, KHEAP_STATE_DEAD);
 	return 0;
 }
 

@@ -13,19 +13,32 @@
  *   line 2   waiter_count, read by every free, written only by waiters
  *   then     cpu_count struct kheap_cpu_cache, each starting a cache line
  *
- * Lock order (outermost first), checked by k_heap_validate_owned, which
- * takes them all:
- *   1. per-CPU cache locks, in ascending CPU index;
- *   2. the heap lock (control->lock).
- * The fast paths hold one cache lock, taken with trylock only: if it is busy
+ * Slot locks. Each per-CPU cache is guarded by the lock of its CPU slot
+ * (CPU number modulo KHEAP_MAX_CPUS). The slot locks are process-wide,
+ * shared by every heap, and never freed: a fast path takes its slot lock
+ * before it reads anything inside a heap's region, then checks under it that
+ * the heap is READY. Teardown stores CLOSING and then takes every slot lock,
+ * so a thread that looked up the heap just before teardown either finished
+ * under its slot lock already or will find CLOSING and never touch the
+ * region. This keeps the fast path free of any read-side bookkeeping; the
+ * slow paths, which touch the region without a slot lock, run inside
+ * liburcu read-side sections that teardown waits out (see k_heap.c).
+ * Threads on one CPU using different heaps share a slot lock; the fast paths
+ * only trylock it, so they fall back to the heap lock instead of waiting.
+ *
+ * Lock order (outermost first), taken in full by kheap_quiesce:
+ *   1. slot locks, in ascending slot index;
+ *   2. a heap lock (control->lock).
+ * The fast paths hold one slot lock, taken with trylock only: if it is busy
  * (another thread on the same CPU, or a drain) they fall back to the heap
  * lock path instead of spinning behind a possibly preempted holder. Refill
- * and flush take the heap lock while holding their cache lock; drain,
- * validate, stats and walk take cache locks with a blocking acquire.
+ * and flush take the heap lock while holding their slot lock; drain,
+ * validate, stats and walk take slot locks with a blocking acquire. Nothing
+ * takes a slot lock while holding a heap lock.
  *
  * What each lock protects:
- *   cache lock   that CPU's class lists, its cached_bytes and its counters,
- *                and the CACHED flag of the blocks in its lists;
+ *   slot lock    that slot's cache in every heap: class lists, cached_bytes,
+ *                counters, and the CACHED flag of the blocks in its lists;
  *   heap lock    the z_heap (free lists, bucket bitmap, stats, every other
  *                header change), the wait queue, the global counters.
  * waiter_count is atomic and protected by neither; the no-lost-wake-up
@@ -77,7 +90,6 @@ struct kheap_cpu_counters {
 };
 
 struct kheap_cpu_cache {
-	kheap_spinlock_t lock;
 	uint32_t cpu;
 	size_t cached_bytes;
 	struct kheap_cpu_counters counters;
@@ -117,16 +129,44 @@ static inline struct z_heap *control_heap(const struct k_heap_control *ctl)
 	return ctl->owner->heap.heap;
 }
 
-/* Locks every cache then the heap lock, in the documented order. */
+enum k_heap_state {
+	KHEAP_STATE_UNINITIALISED = 0,
+	KHEAP_STATE_INITIALISING,
+	KHEAP_STATE_READY,
+	KHEAP_STATE_FAILED,
+	KHEAP_STATE_CLOSING,
+	KHEAP_STATE_DEAD,
+};
+
+struct kheap_slot_lock {
+	kheap_spinlock_t lock;
+} __attribute__((aligned(KHEAP_CACHE_LINE)));
+
+extern struct kheap_slot_lock kheap_slot_locks[KHEAP_MAX_CPUS];
+
+/* The lock guarding cache slot `slot` of every heap. */
+static inline kheap_spinlock_t *kheap_slot_lock(uint32_t slot)
+{
+	return &kheap_slot_locks[slot].lock;
+}
+
+/* Locks the heap's slot locks then its heap lock, in the documented order. */
 void kheap_quiesce(struct k_heap_control *ctl);
 void kheap_unquiesce(struct k_heap_control *ctl);
 
 /*
- * Cache fast paths (cpu_cache.c). Each returns false / NULL when the cache
- * cannot serve, and the caller takes the global path.
+ * Cache fast paths (cpu_cache.c), called without any lock or read-side
+ * section. kheap_cache_alloc returns NULL when the cache cannot serve (the
+ * caller then takes the slow path). kheap_cache_free either finishes the free
+ * (cached it, or reported misuse) or declines, and the caller frees globally.
  */
-void *kheap_cache_alloc(struct k_heap_control *ctl, uint32_t units);
-bool kheap_cache_free(struct k_heap_control *ctl, struct z_heap *h, chunkid_t c);
+enum kheap_cache_free_result {
+	KHEAP_CACHE_FREE_DECLINED,
+	KHEAP_CACHE_FREE_DONE,
+};
+
+void *kheap_cache_alloc(struct k_heap *h, size_t bytes);
+enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem);
 
 /* Returns every cached block to the global heap (takes the locks itself). */
 void kheap_cache_drain_all(struct k_heap_control *ctl);
