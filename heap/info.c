@@ -40,7 +40,7 @@ void sys_heap_print_info(struct sys_heap *heap, bool dump_chunks)
 			if (size > largest)
 				largest = size;
 			c = next_free_chunk(h, c);
-		} while (c != head && count <= h->end_chunk);
+		} while (c != head && c > 0 && c < h->end_chunk && count <= h->end_chunk);
 		printf("  %6u  %6zu  %14u  %10zu\n", (unsigned int)b, count, (unsigned int)largest,
 		       bytes);
 		free_total += bytes;

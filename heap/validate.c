@@ -71,7 +71,7 @@ static bool walk_free_lists(const struct z_heap *h, size_t free_chunks, const ch
 	for (uint32_t b = 0; b < 32; b++) {
 		bool marked = (h->avail_buckets >> b & 1u) != 0;
 		chunkid_t head = b < h->bucket_count ? h->buckets[b] : 0;
-		chunkid_t c = head;
+		chunkid_t c = head, next;
 
 		if (marked != (head != 0)) {
 			*why = "bucket bitmap disagrees with bucket list (I4)";
@@ -86,15 +86,18 @@ static bool walk_free_lists(const struct z_heap *h, size_t free_chunks, const ch
 				       "in the wrong bucket (I4)";
 				return false;
 			}
-			if (prev_free_chunk(h, next_free_chunk(h, c)) != c) {
-				*why = "free list links are not symmetric (I4)";
+			next = next_free_chunk(h, c);
+			if (next < first_block_chunk(h) || next >= h->end_chunk ||
+			    prev_free_chunk(h, next) != c) {
+				*why = "free list links point outside the heap or are not "
+				       "symmetric (I4)";
 				return false;
 			}
 			if (++listed > free_chunks) {
 				*why = "free lists hold more chunks than the heap has free (I4)";
 				return false;
 			}
-			c = next_free_chunk(h, c);
+			c = next;
 		} while (c != head);
 	}
 	if (listed != free_chunks) {
