@@ -33,6 +33,14 @@ def kheap_c_binary(name, copts = [], **kwargs):
         **kwargs
     )
 
+def kheap_c_test(name, copts = [], **kwargs):
+    """A test written in plain C that reports failure by its exit status."""
+    native.cc_test(
+        name = name,
+        copts = KHEAP_C_WARNINGS + copts,
+        **kwargs
+    )
+
 def kheap_cc_test(name, copts = [], deps = [], **kwargs):
     native.cc_test(
         name = name,

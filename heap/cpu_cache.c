@@ -212,6 +212,12 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 	fault = z_heap_check_owned_block(z, mem, &c, &detail);
 	if (__builtin_expect(fault != 0, 0)) {
 		kheap_spin_unlock(kheap_slot_lock(slot));
+		/* Telling a double free from stale bytes inside a live block
+		 * needs the heap lock (z_heap_check_block); let the global path
+		 * classify it.
+		 */
+		if (fault == KHEAP_FAULT_DOUBLE_FREE)
+			return KHEAP_CACHE_FREE_DECLINED;
 		kheap_raise_fault(fault, h, mem, detail);
 		return KHEAP_CACHE_FREE_DONE;
 	}

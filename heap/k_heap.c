@@ -416,11 +416,13 @@ size_t k_heap_usable_size(struct k_heap *h, void *mem)
 		enum kheap_fault fault;
 		chunkid_t c;
 
-		fault = z_heap_check_owned_block(z, mem, &c, &detail);
+		kheap_spin_lock(&ctl->lock);
+		fault = z_heap_check_block(z, mem, &c, &detail);
+		if (fault == 0)
+			bytes = chunksz_to_bytes(z, chunk_size(z, c));
+		kheap_spin_unlock(&ctl->lock);
 		if (fault != 0)
 			kheap_raise_fault(fault, h, mem, detail);
-		else
-			bytes = chunksz_to_bytes(z, chunk_size(z, c));
 	}
 	urcu_bp_read_unlock();
 	return bytes;

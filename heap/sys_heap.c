@@ -260,14 +260,57 @@ move:
 	return moved;
 }
 
+/* Whether chunk c's header agrees with both neighbours' headers. */
+static bool fits_between_neighbours(const struct z_heap *h, chunkid_t c)
+{
+	uint32_t size = chunk_size(h, c);
+	chunkid_t left;
+
+	if (size < min_chunk_size(h) || size > h->end_chunk - c || left_size(h, c + size) != size ||
+	    left_size(h, c) == 0 || left_size(h, c) > c)
+		return false;
+	left = left_chunk(h, c);
+	return chunk_size(h, left) == c - left;
+}
+
+/* Whether chunk c has every mark of a chunk in the free lists. */
+static bool looks_like_free_chunk(const struct z_heap *h, chunkid_t c)
+{
+	chunkid_t prev, next;
+
+	if (chunk_flags(h, c) != 0 || !fits_between_neighbours(h, c))
+		return false;
+	prev = prev_free_chunk(h, c);
+	next = next_free_chunk(h, c);
+	if (prev < first_block_chunk(h) || prev >= h->end_chunk || next < first_block_chunk(h) ||
+	    next >= h->end_chunk)
+		return false;
+	return next_free_chunk(h, prev) == c && prev_free_chunk(h, next) == c;
+}
+
 enum kheap_fault z_heap_check_block(const struct z_heap *h, const void *mem, chunkid_t *chunk,
 				    const char **detail)
 {
 	enum kheap_fault fault = z_heap_check_owned_block(h, mem, chunk, detail);
-	chunkid_t c = *chunk, left;
+	chunkid_t c, left;
 
+	/* "Already free" is only believed when a free (or cached) chunk really
+	 * starts here; stale bytes inside a live block, such as old free-list
+	 * links, can look like a header without the USED bit.
+	 */
+	if (fault == KHEAP_FAULT_DOUBLE_FREE) {
+		c = mem_to_chunk(h, mem);
+		if (looks_like_free_chunk(h, c) ||
+		    (chunk_flags(h, c) == (CHUNK_USED | CHUNK_CACHED) &&
+		     fits_between_neighbours(h, c)))
+			return fault;
+		*detail = "no live block at pointer (interior pointer, a block freed twice after "
+			  "merging, or an overwritten header)";
+		return KHEAP_FAULT_INTERIOR_POINTER;
+	}
 	if (fault != 0)
 		return fault;
+	c = *chunk;
 	left = left_size(h, c) <= c ? left_chunk(h, c) : c;
 	if (left == c || chunk_size(h, left) != c - left) {
 		*detail = "no block header at pointer (interior pointer, or header overwritten)";

@@ -1,0 +1,1017 @@
+/*
+ * Tests of k_heap's per-CPU caches, seen only through the public API: where
+ * freed blocks park (k_heap_walk names the CPU), draining under pressure,
+ * bypass while threads wait, the cache_percent bound, migration between CPUs
+ * in the middle of operations, cross-CPU producer/consumer traffic, teardown,
+ * counters, stats and the walk's picture of the region.
+ *
+ * Threads are pinned with pthread_setaffinity_np to the first two CPUs this
+ * process may use; the suite is skipped on a single-CPU machine. Invariants
+ * each test keeps: every block it allocates is freed before it ends (the
+ * fixture's k_heap_deinit() returning 0 checks it), no unexpected fault
+ * reaches the handler, the main thread's affinity is restored, K_FOREVER
+ * waits run under a Watchdog, and randomized tests print their seed
+ * (KHEAP_TEST_SEED replays one).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <kheap/kheap.h>
+
+namespace
+{
+
+constexpr std::chrono::milliseconds kStateLimit(20000);
+
+uint64_t TestSeed()
+{
+	const char *env = getenv("KHEAP_TEST_SEED");
+	if (env != nullptr) {
+		return strtoull(env, nullptr, 0);
+	}
+	std::random_device device;
+	return (static_cast<uint64_t>(device()) << 32) ^ device();
+}
+
+std::string SeedTrace(uint64_t seed)
+{
+	return "seed " + std::to_string(seed) +
+	       " (replay with --test_env=KHEAP_TEST_SEED=" + std::to_string(seed) + ")";
+}
+
+uint8_t PatternByte(uint64_t tag, size_t i)
+{
+	uint64_t mixed = (tag + 1) * 0x9e3779b97f4a7c15ull;
+	return static_cast<uint8_t>((mixed >> ((i % 8) * 8)) ^ (i / 8));
+}
+
+void FillPattern(void *mem, size_t bytes, uint64_t tag)
+{
+	uint8_t *p = static_cast<uint8_t *>(mem);
+	for (size_t i = 0; i < bytes; i++) {
+		p[i] = PatternByte(tag, i);
+	}
+}
+
+bool HasPattern(const void *mem, size_t bytes, uint64_t tag)
+{
+	const uint8_t *p = static_cast<const uint8_t *>(mem);
+	for (size_t i = 0; i < bytes; i++) {
+		if (p[i] != PatternByte(tag, i)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+std::mutex g_fault_mutex;
+std::vector<std::string> g_faults;
+
+void RecordFault(enum kheap_fault kind, const void *, const void *, const char *detail)
+{
+	std::lock_guard<std::mutex> lock(g_fault_mutex);
+	g_faults.push_back(std::string(kheap_fault_name(kind)) + ": " + detail);
+}
+
+std::vector<std::string> TakeFaults()
+{
+	std::lock_guard<std::mutex> lock(g_fault_mutex);
+	std::vector<std::string> taken;
+	taken.swap(g_faults);
+	return taken;
+}
+
+struct sys_memory_stats Stats(struct k_heap *h)
+{
+	struct sys_memory_stats stats = {};
+	EXPECT_EQ(k_heap_runtime_stats_get(h, &stats), 0);
+	return stats;
+}
+
+struct k_heap_counters Counters(struct k_heap *h)
+{
+	struct k_heap_counters counters = {};
+	EXPECT_EQ(k_heap_counters_get(h, &counters), 0);
+	return counters;
+}
+
+bool WaitFor(const std::function<bool()> &done)
+{
+	auto deadline = std::chrono::steady_clock::now() + kStateLimit;
+	while (!done()) {
+		if (std::chrono::steady_clock::now() > deadline) {
+			return false;
+		}
+		std::this_thread::sleep_for(std::chrono::microseconds(200));
+	}
+	return true;
+}
+
+/* Aborts the binary if not destroyed within `limit`: a hang is a failure. */
+class Watchdog
+{
+      public:
+	explicit Watchdog(std::string what, std::chrono::seconds limit = std::chrono::seconds(45))
+	    : what_(std::move(what)), thread_([this, limit] { Run(limit); })
+	{
+	}
+
+	~Watchdog()
+	{
+		{
+			std::lock_guard<std::mutex> lock(mutex_);
+			disarmed_ = true;
+		}
+		cv_.notify_all();
+		thread_.join();
+	}
+
+      private:
+	void Run(std::chrono::seconds limit)
+	{
+		std::unique_lock<std::mutex> lock(mutex_);
+		if (!cv_.wait_for(lock, limit, [this] { return disarmed_; })) {
+			fprintf(stderr, "watchdog: %s did not finish within %lld s\n",
+				what_.c_str(), static_cast<long long>(limit.count()));
+			abort();
+		}
+	}
+
+	std::string what_;
+	std::mutex mutex_;
+	std::condition_variable cv_;
+	bool disarmed_ = false;
+	std::thread thread_;
+};
+
+/* Records the first of possibly many failures seen by worker threads. */
+class Failures
+{
+      public:
+	void Add(const std::string &what)
+	{
+		std::lock_guard<std::mutex> lock(mutex_);
+		if (count_++ == 0) {
+			first_ = what;
+		}
+	}
+
+	int count() const
+	{
+		std::lock_guard<std::mutex> lock(mutex_);
+		return count_;
+	}
+
+	std::string first() const
+	{
+		std::lock_guard<std::mutex> lock(mutex_);
+		return first_;
+	}
+
+      private:
+	mutable std::mutex mutex_;
+	int count_ = 0;
+	std::string first_;
+};
+
+std::vector<int> AllowedCpus()
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	std::vector<int> cpus;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+		return cpus;
+	}
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (CPU_ISSET(cpu, &set)) {
+			cpus.push_back(cpu);
+		}
+	}
+	return cpus;
+}
+
+/* Moves the calling thread onto `cpu`; true once it runs there. */
+bool PinSelf(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0 &&
+	       sched_getcpu() == cpu;
+}
+
+/* Runs `work` on a thread pinned to `cpu` and waits for it. */
+void RunPinned(int cpu, const std::function<void()> &work)
+{
+	std::thread thread([cpu, &work] {
+		EXPECT_TRUE(PinSelf(cpu)) << "cannot pin to CPU " << cpu;
+		work();
+	});
+	thread.join();
+}
+
+struct Chunk {
+	size_t offset;
+	size_t bytes;
+	enum k_heap_chunk_state state;
+	int cpu;
+};
+
+void CollectChunk(void *arg, size_t offset, size_t bytes, enum k_heap_chunk_state state, int cpu)
+{
+	static_cast<std::vector<Chunk> *>(arg)->push_back({offset, bytes, state, cpu});
+}
+
+std::vector<Chunk> Walk(struct k_heap *h)
+{
+	std::vector<Chunk> chunks;
+	EXPECT_EQ(k_heap_walk(h, CollectChunk, &chunks), 0);
+	return chunks;
+}
+
+/* Empty when `chunks` tile a region of `bytes` in order, else what is wrong. */
+std::string TilingError(const std::vector<Chunk> &chunks, size_t bytes)
+{
+	if (chunks.empty()) {
+		return "no chunks";
+	}
+	if (chunks.front().offset >= 16) {
+		return "first chunk at offset " + std::to_string(chunks.front().offset);
+	}
+	for (size_t i = 1; i < chunks.size(); i++) {
+		if (chunks[i].offset != chunks[i - 1].offset + chunks[i - 1].bytes) {
+			return "gap or overlap before chunk at " + std::to_string(chunks[i].offset);
+		}
+	}
+	size_t end = chunks.back().offset + chunks.back().bytes;
+	if (end > bytes || end + 16 <= bytes) {
+		return "chunks end at " + std::to_string(end) + " of " + std::to_string(bytes);
+	}
+	return "";
+}
+
+std::set<int> CachingCpus(const std::vector<Chunk> &chunks)
+{
+	std::set<int> cpus;
+	for (const Chunk &chunk : chunks) {
+		if (chunk.state == K_HEAP_CHUNK_CACHED) {
+			cpus.insert(chunk.cpu);
+		}
+	}
+	return cpus;
+}
+
+std::vector<void *> AllocUntilRefused(struct k_heap *h, size_t bytes)
+{
+	std::vector<void *> blocks;
+	for (;;) {
+		void *mem = k_heap_alloc(h, bytes, K_NO_WAIT);
+		if (mem == nullptr) {
+			break;
+		}
+		blocks.push_back(mem);
+	}
+	std::sort(blocks.begin(), blocks.end());
+	return blocks;
+}
+
+void FreeAll(struct k_heap *h, std::vector<void *> *blocks)
+{
+	for (void *mem : *blocks) {
+		k_heap_free(h, mem);
+	}
+	blocks->clear();
+}
+
+/* Allocates and frees `count` blocks of `bytes`, leaving them in a cache. */
+void ChurnSmallBlocks(struct k_heap *h, int count, size_t bytes)
+{
+	std::vector<void *> blocks;
+	for (int i = 0; i < count; i++) {
+		void *mem = k_heap_alloc(h, bytes, K_NO_WAIT);
+		ASSERT_NE(mem, nullptr);
+		blocks.push_back(mem);
+	}
+	FreeAll(h, &blocks);
+}
+
+struct FreeDeleter {
+	void operator()(void *mem) const
+	{
+		free(mem);
+	}
+};
+
+class KHeapCacheTest : public ::testing::Test
+{
+      protected:
+	void SetUp() override
+	{
+		cpus_ = AllowedCpus();
+		if (cpus_.size() < 2) {
+			GTEST_SKIP() << "needs two CPUs, has " << cpus_.size();
+		}
+		ASSERT_EQ(
+		    pthread_getaffinity_np(pthread_self(), sizeof(main_affinity_), &main_affinity_),
+		    0);
+		previous_handler_ = kheap_set_fault_handler(RecordFault);
+		handler_installed_ = true;
+		TakeFaults();
+	}
+
+	void TearDown() override
+	{
+		if (ready_) {
+			EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+			EXPECT_EQ(k_heap_deinit(&heap_), 0)
+			    << "a block or a waiter outlived the test";
+		}
+		if (handler_installed_) {
+			std::vector<std::string> faults = TakeFaults();
+			EXPECT_TRUE(faults.empty())
+			    << faults.size() << " fault(s), first " << faults[0];
+			kheap_set_fault_handler(previous_handler_);
+			pthread_setaffinity_np(pthread_self(), sizeof(main_affinity_),
+					       &main_affinity_);
+		}
+	}
+
+	bool Init(size_t bytes, unsigned int cache_percent)
+	{
+		region_.reset(static_cast<char *>(aligned_alloc(64, bytes)));
+		bytes_ = bytes;
+		struct k_heap_config config = {cache_percent};
+		int ret = k_heap_init_config(&heap_, region_.get(), bytes, &config);
+		EXPECT_EQ(ret, 0);
+		ready_ = ret == 0;
+		if (ready_) {
+			initial_ = Stats(&heap_);
+		}
+		return ready_;
+	}
+
+	/* Leaves freed blocks of several classes in the caches of both CPUs. */
+	void ParkBlocksOnBothCpus()
+	{
+		for (int i = 0; i < 2; i++) {
+			RunPinned(cpus_[i], [this] {
+				ChurnSmallBlocks(&heap_, 40, 64);
+				ChurnSmallBlocks(&heap_, 24, 256);
+				ChurnSmallBlocks(&heap_, 8, 1000);
+			});
+		}
+	}
+
+	std::vector<int> cpus_;
+	cpu_set_t main_affinity_;
+	struct k_heap heap_ = {};
+	std::unique_ptr<char, FreeDeleter> region_;
+	size_t bytes_ = 0;
+	bool ready_ = false;
+	bool handler_installed_ = false;
+	struct sys_memory_stats initial_ = {};
+	kheap_fault_handler_t previous_handler_ = nullptr;
+};
+
+TEST_F(KHeapCacheTest, FreedBlocksParkInTheFreeingCpusCache)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	ParkBlocksOnBothCpus();
+	struct sys_memory_stats stats = Stats(&heap_);
+	EXPECT_EQ(stats.allocated_bytes, 0u);
+	EXPECT_GT(stats.cached_bytes, 0u);
+	EXPECT_LT(stats.free_bytes, initial_.free_bytes);
+	EXPECT_EQ(CachingCpus(Walk(&heap_)).size(), 2u) << "both CPUs should hold cached blocks";
+
+	k_heap_drain_caches(&heap_);
+	stats = Stats(&heap_);
+	EXPECT_EQ(stats.cached_bytes, 0u);
+	EXPECT_EQ(stats.free_bytes, initial_.free_bytes);
+	EXPECT_TRUE(CachingCpus(Walk(&heap_)).empty());
+}
+
+TEST_F(KHeapCacheTest, PressureDrainsTheCachesOfEveryCpu)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	ParkBlocksOnBothCpus();
+	struct sys_memory_stats parked = Stats(&heap_);
+	ASSERT_GT(parked.cached_bytes, 0u);
+	ASSERT_EQ(CachingCpus(Walk(&heap_)).size(), 2u);
+
+	/* More than the global heap has free, less than it has once drained. */
+	size_t request =
+	    (parked.free_bytes + (initial_.free_bytes - parked.free_bytes) / 2) / 8 * 8;
+	ASSERT_GT(request, parked.free_bytes);
+	struct k_heap_counters before = Counters(&heap_);
+	void *mem = k_heap_alloc(&heap_, request, K_NO_WAIT);
+	ASSERT_NE(mem, nullptr) << "cached blocks were lost to a " << request << "-byte request";
+	EXPECT_GT(Counters(&heap_).drains, before.drains);
+	EXPECT_TRUE(CachingCpus(Walk(&heap_)).empty());
+	k_heap_free(&heap_, mem);
+}
+
+TEST_F(KHeapCacheTest, FreesBypassTheCachesWhileSomeoneWaits)
+{
+	ASSERT_TRUE(Init(256 * 1024, 25));
+	ASSERT_TRUE(PinSelf(cpus_[0]));
+	std::vector<void *> blocks = AllocUntilRefused(&heap_, 128);
+	std::vector<void *> filler = AllocUntilRefused(&heap_, 8);
+	ASSERT_GT(blocks.size(), 100u);
+	Watchdog watchdog("a waiter on another CPU");
+
+	std::atomic<void *> large{nullptr};
+	std::thread waiter([&] {
+		EXPECT_TRUE(PinSelf(cpus_[1]));
+		large.store(k_heap_alloc(&heap_, 4096, K_FOREVER));
+	});
+	ASSERT_TRUE(WaitFor([&] { return k_heap_waiter_count(&heap_) == 1; }));
+
+	/* Too small for the waiter, yet none of it may stay in a cache. */
+	struct sys_memory_stats previous = Stats(&heap_);
+	for (size_t i = 0; i < 40; i += 2) {
+		k_heap_free(&heap_, blocks[i]);
+		blocks[i] = nullptr;
+		struct sys_memory_stats now = Stats(&heap_);
+		EXPECT_LE(now.cached_bytes, previous.cached_bytes) << "free " << i / 2;
+		EXPECT_GT(now.free_bytes, previous.free_bytes) << "free " << i / 2;
+		previous = now;
+	}
+	EXPECT_EQ(k_heap_waiter_count(&heap_), 1u);
+	EXPECT_EQ(large.load(), nullptr);
+
+	blocks.erase(std::remove(blocks.begin(), blocks.end(), nullptr), blocks.end());
+	FreeAll(&heap_, &blocks);
+	waiter.join();
+	EXPECT_NE(large.load(), nullptr);
+	k_heap_free(&heap_, large.load());
+	FreeAll(&heap_, &filler);
+}
+
+TEST_F(KHeapCacheTest, FreeHandsItsBlockToAWaiterOnAnotherCpu)
+{
+	ASSERT_TRUE(Init(256 * 1024, 25));
+	ASSERT_TRUE(PinSelf(cpus_[0]));
+	ChurnSmallBlocks(&heap_, 40, 128);
+	std::vector<void *> blocks = AllocUntilRefused(&heap_, 128);
+	std::vector<void *> filler = AllocUntilRefused(&heap_, 8);
+	ASSERT_FALSE(blocks.empty());
+	struct k_heap_counters before = Counters(&heap_);
+	Watchdog watchdog("a waiter on another CPU");
+
+	std::atomic<void *> got{nullptr};
+	std::thread waiter([&] {
+		EXPECT_TRUE(PinSelf(cpus_[1]));
+		got.store(k_heap_alloc(&heap_, 128, K_FOREVER));
+	});
+	ASSERT_TRUE(WaitFor([&] { return k_heap_waiter_count(&heap_) == 1; }));
+	size_t cached_before = Stats(&heap_).cached_bytes;
+	k_heap_free(&heap_, blocks.back());
+	blocks.pop_back();
+	waiter.join();
+	EXPECT_NE(got.load(), nullptr);
+	EXPECT_EQ(Counters(&heap_).handoffs - before.handoffs, 1u);
+	EXPECT_LE(Stats(&heap_).cached_bytes, cached_before);
+
+	k_heap_free(&heap_, got.load());
+	FreeAll(&heap_, &blocks);
+	FreeAll(&heap_, &filler);
+}
+
+class KHeapCacheBoundTest : public KHeapCacheTest,
+			    public ::testing::WithParamInterface<unsigned int>
+{
+};
+
+TEST_P(KHeapCacheBoundTest, CachedBytesStayWithinTheConfiguredPercent)
+{
+	const unsigned int percent = GetParam();
+	ASSERT_TRUE(Init(512 * 1024, percent));
+	const size_t bound = bytes_ * percent / 100;
+	uint64_t seed = TestSeed();
+	SCOPED_TRACE(SeedTrace(seed));
+	constexpr int kThreads = 6;
+	constexpr int kOps = 60000;
+	Failures failures;
+	std::atomic<bool> stop{false};
+	std::atomic<int> samples{0};
+	size_t max_cached = 0;
+
+	std::thread monitor([&] {
+		struct k_heap_counters last = {};
+		while (!stop.load()) {
+			struct sys_memory_stats stats = {};
+			struct k_heap_counters counters = {};
+			if (k_heap_runtime_stats_get(&heap_, &stats) != 0 ||
+			    k_heap_counters_get(&heap_, &counters) != 0) {
+				failures.Add("stats or counters failed under load");
+				continue;
+			}
+			max_cached = std::max(max_cached, stats.cached_bytes);
+			if (stats.cached_bytes > bound) {
+				failures.Add("cached " + std::to_string(stats.cached_bytes) +
+					     " bytes, bound " + std::to_string(bound));
+			}
+			if (stats.allocated_bytes + stats.cached_bytes + stats.free_bytes >
+			    bytes_) {
+				failures.Add("stats add up to more than the heap");
+			}
+			if (counters.cache_hits < last.cache_hits ||
+			    counters.cache_misses < last.cache_misses ||
+			    counters.refills < last.refills || counters.flushes < last.flushes) {
+				failures.Add("a counter went backwards");
+			}
+			last = counters;
+			samples++;
+			std::this_thread::yield();
+		}
+	});
+	std::vector<std::thread> workers;
+	for (int t = 0; t < kThreads; t++) {
+		workers.emplace_back([&, t] {
+			if (t < 4) {
+				EXPECT_TRUE(PinSelf(cpus_[t % 2]));
+			}
+			/* The bound is only checked while the monitor is running. */
+			while (samples.load() == 0) {
+				std::this_thread::yield();
+			}
+			std::mt19937_64 rng(seed + t);
+			std::vector<void *> held;
+			for (int op = 0; op < kOps; op++) {
+				if (held.size() < 32 && rng() % 2 == 0) {
+					void *mem =
+					    k_heap_alloc(&heap_, 1 + rng() % 1024, K_NO_WAIT);
+					if (mem != nullptr) {
+						held.push_back(mem);
+					}
+				} else if (!held.empty()) {
+					size_t victim = rng() % held.size();
+					k_heap_free(&heap_, held[victim]);
+					held[victim] = held.back();
+					held.pop_back();
+				}
+			}
+			FreeAll(&heap_, &held);
+		});
+	}
+	for (std::thread &worker : workers) {
+		worker.join();
+	}
+	stop.store(true);
+	monitor.join();
+
+	EXPECT_EQ(failures.count(), 0) << "first: " << failures.first();
+	EXPECT_GT(samples.load(), 1);
+	struct sys_memory_stats stats = Stats(&heap_);
+	EXPECT_EQ(stats.allocated_bytes, 0u);
+	EXPECT_LE(stats.cached_bytes, bound);
+	max_cached = std::max(max_cached, stats.cached_bytes);
+	struct k_heap_counters counters = Counters(&heap_);
+	if (percent == 0) {
+		EXPECT_EQ(max_cached, 0u);
+		EXPECT_EQ(counters.cache_hits, 0u);
+		EXPECT_TRUE(CachingCpus(Walk(&heap_)).empty());
+	} else {
+		EXPECT_GT(max_cached, 0u) << "the caches were never used";
+		EXPECT_GT(counters.cache_hits, 0u);
+	}
+}
+
+INSTANTIATE_TEST_SUITE_P(Percents, KHeapCacheBoundTest, ::testing::Values(5u, 25u, 0u),
+			 [](const ::testing::TestParamInfo<unsigned int> &info) {
+				 return "Percent" + std::to_string(info.param);
+			 });
+
+TEST_F(KHeapCacheTest, ThreadsMigratingMidOperationKeepContentsAndHeapIntact)
+{
+	ASSERT_TRUE(Init(512 * 1024, 25));
+	uint64_t seed = TestSeed();
+	SCOPED_TRACE(SeedTrace(seed));
+	constexpr int kThreads = 24;
+	constexpr int kOps = 20000;
+	Failures failures;
+	std::atomic<bool> stop{false};
+	std::atomic<int> checks{0};
+
+	std::thread checker([&] {
+		while (!stop.load()) {
+			if (!sys_heap_validate(&heap_.heap)) {
+				failures.Add("sys_heap_validate failed under load");
+			}
+			std::string tiling = TilingError(Walk(&heap_), bytes_);
+			if (!tiling.empty()) {
+				failures.Add("walk under load: " + tiling);
+			}
+			checks++;
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		}
+	});
+	std::vector<std::thread> workers;
+	for (int t = 0; t < kThreads; t++) {
+		workers.emplace_back([&, t] {
+			/* A third float freely; the rest are moved between CPUs. */
+			const bool hops = t % 3 != 0;
+			std::mt19937_64 rng(seed + t);
+			struct Held {
+				void *mem;
+				size_t bytes;
+				uint64_t tag;
+			};
+			std::vector<Held> held;
+			uint64_t tag = static_cast<uint64_t>(t) << 40;
+			for (int op = 0; op < kOps; op++) {
+				if (hops && op % 50 == 0) {
+					PinSelf(cpus_[(op / 50 + t) % 2]);
+				}
+				if (held.size() < 16 && rng() % 2 == 0) {
+					size_t bytes = 1 + rng() % 2048;
+					void *mem = k_heap_alloc(&heap_, bytes, K_NO_WAIT);
+					if (mem == nullptr) {
+						continue;
+					}
+					FillPattern(mem, bytes, tag);
+					held.push_back({mem, bytes, tag++});
+				} else if (!held.empty()) {
+					size_t victim = rng() % held.size();
+					Held block = held[victim];
+					if (!HasPattern(block.mem, block.bytes, block.tag)) {
+						failures.Add("contents changed while held");
+					}
+					if (rng() % 4 == 0) {
+						size_t bytes = 1 + rng() % 2048;
+						void *mem = k_heap_realloc(&heap_, block.mem, bytes,
+									   K_NO_WAIT);
+						if (mem != nullptr) {
+							if (!HasPattern(
+								mem, std::min(bytes, block.bytes),
+								block.tag)) {
+								failures.Add(
+								    "realloc lost contents");
+							}
+							FillPattern(mem, bytes, tag);
+							held[victim] = {mem, bytes, tag++};
+						}
+						continue;
+					}
+					k_heap_free(&heap_, block.mem);
+					held[victim] = held.back();
+					held.pop_back();
+				}
+			}
+			for (const Held &block : held) {
+				if (!HasPattern(block.mem, block.bytes, block.tag)) {
+					failures.Add("contents changed while held");
+				}
+				k_heap_free(&heap_, block.mem);
+			}
+		});
+	}
+	for (std::thread &worker : workers) {
+		worker.join();
+	}
+	stop.store(true);
+	checker.join();
+
+	EXPECT_EQ(failures.count(), 0) << "first: " << failures.first();
+	EXPECT_GT(checks.load(), 0);
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+	EXPECT_EQ(Stats(&heap_).allocated_bytes, 0u);
+	k_heap_drain_caches(&heap_);
+	struct sys_memory_stats stats = Stats(&heap_);
+	EXPECT_EQ(stats.cached_bytes, 0u);
+	EXPECT_EQ(stats.free_bytes, initial_.free_bytes);
+}
+
+TEST_F(KHeapCacheTest, ProducerOnOneCpuConsumerOnAnother)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	uint64_t seed = TestSeed();
+	SCOPED_TRACE(SeedTrace(seed));
+	constexpr int kItems = 60000;
+	constexpr size_t kQueueLimit = 512;
+	struct Item {
+		void *mem;
+		size_t bytes;
+		uint64_t tag;
+	};
+	std::mutex mutex;
+	std::condition_variable not_full;
+	std::condition_variable not_empty;
+	std::deque<Item> queue;
+	Failures failures;
+	struct k_heap_counters before = Counters(&heap_);
+
+	{
+		Watchdog watchdog("producer and consumer");
+		std::thread producer([&] {
+			EXPECT_TRUE(PinSelf(cpus_[0]));
+			std::mt19937_64 rng(seed);
+			for (int i = 0; i < kItems; i++) {
+				size_t bytes = 16 + rng() % 1009;
+				void *mem = k_heap_alloc(&heap_, bytes, K_FOREVER);
+				if (mem == nullptr) {
+					failures.Add("K_FOREVER returned NULL");
+					continue;
+				}
+				FillPattern(mem, bytes, i);
+				std::unique_lock<std::mutex> lock(mutex);
+				not_full.wait(lock, [&] { return queue.size() < kQueueLimit; });
+				queue.push_back({mem, bytes, static_cast<uint64_t>(i)});
+				not_empty.notify_one();
+			}
+			std::lock_guard<std::mutex> lock(mutex);
+			queue.push_back({nullptr, 0, 0});
+			not_empty.notify_one();
+		});
+		std::thread consumer([&] {
+			EXPECT_TRUE(PinSelf(cpus_[1]));
+			for (;;) {
+				Item item;
+				{
+					std::unique_lock<std::mutex> lock(mutex);
+					not_empty.wait(lock, [&] { return !queue.empty(); });
+					item = queue.front();
+					queue.pop_front();
+					not_full.notify_one();
+				}
+				if (item.mem == nullptr) {
+					break;
+				}
+				if (!HasPattern(item.mem, item.bytes, item.tag)) {
+					failures.Add("item " + std::to_string(item.tag) +
+						     " changed in transit");
+				}
+				k_heap_free(&heap_, item.mem);
+			}
+		});
+		producer.join();
+		consumer.join();
+	}
+
+	EXPECT_EQ(failures.count(), 0) << "first: " << failures.first();
+	struct k_heap_counters after = Counters(&heap_);
+	EXPECT_GT(after.cache_hits, before.cache_hits) << "the producer's cache never served";
+	EXPECT_GT(after.refills, before.refills) << "the producer's cache never refilled";
+	EXPECT_GT(after.flushes, before.flushes) << "the consumer's cache never flushed";
+	struct sys_memory_stats stats = Stats(&heap_);
+	EXPECT_EQ(stats.allocated_bytes, 0u);
+	EXPECT_LE(stats.cached_bytes, bytes_ / 4);
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+}
+
+TEST_F(KHeapCacheTest, DeinitSucceedsWithFullCachesOnceUsersFreedEverything)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	ParkBlocksOnBothCpus();
+	ASSERT_GT(Stats(&heap_).cached_bytes, 0u);
+	ASSERT_EQ(k_heap_deinit(&heap_), 0);
+	ready_ = false;
+
+	struct k_heap_config config = {25};
+	ASSERT_EQ(k_heap_init_config(&heap_, region_.get(), bytes_, &config), 0);
+	ready_ = true;
+	struct sys_memory_stats stats = Stats(&heap_);
+	EXPECT_EQ(stats.allocated_bytes, 0u);
+	EXPECT_EQ(stats.cached_bytes, 0u);
+	EXPECT_EQ(stats.free_bytes, initial_.free_bytes);
+	ParkBlocksOnBothCpus();
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+}
+
+TEST_F(KHeapCacheTest, DeinitIsRefusedWhileABlockIsHeld)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	ParkBlocksOnBothCpus();
+	void *held = nullptr;
+	RunPinned(cpus_[1], [&] { held = k_heap_alloc(&heap_, 64, K_NO_WAIT); });
+	ASSERT_NE(held, nullptr);
+	struct sys_memory_stats before = Stats(&heap_);
+
+	EXPECT_EQ(k_heap_deinit(&heap_), -EBUSY);
+	struct sys_memory_stats after = Stats(&heap_);
+	EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
+	EXPECT_EQ(after.cached_bytes, before.cached_bytes) << "a refused deinit drained the caches";
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+
+	k_heap_free(&heap_, held);
+	EXPECT_EQ(k_heap_deinit(&heap_), 0);
+	ready_ = false;
+}
+
+class KHeapCacheCountersTest : public KHeapCacheTest,
+			       public ::testing::WithParamInterface<unsigned int>
+{
+};
+
+TEST_P(KHeapCacheCountersTest, CountersArePlausible)
+{
+	const bool caches_on = GetParam() != 0;
+	ASSERT_TRUE(Init(1024 * 1024, GetParam()));
+	ASSERT_TRUE(PinSelf(cpus_[0]));
+	struct k_heap_counters zero = Counters(&heap_);
+	EXPECT_EQ(zero.cache_hits + zero.cache_misses + zero.refills + zero.flushes + zero.drains +
+		      zero.waits + zero.handoffs + zero.timeouts,
+		  0u)
+	    << "a fresh heap has events";
+
+	for (int i = 0; i < 2000; i++) {
+		void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
+		ASSERT_NE(mem, nullptr);
+		k_heap_free(&heap_, mem);
+	}
+	for (int i = 0; i < 20; i++) {
+		ChurnSmallBlocks(&heap_, 200, 128);
+	}
+	/* Frees far past any cache bound: they must flush to the global heap. */
+	ChurnSmallBlocks(&heap_, 700, 1000);
+	struct k_heap_counters churned = Counters(&heap_);
+	if (caches_on) {
+		EXPECT_GE(churned.cache_hits, 1000u);
+		EXPECT_GT(churned.cache_misses, 0u);
+		EXPECT_GT(churned.refills, 0u);
+		EXPECT_GT(churned.flushes, 0u);
+	} else {
+		EXPECT_EQ(churned.cache_hits, 0u);
+		EXPECT_EQ(churned.refills, 0u);
+		EXPECT_EQ(churned.flushes, 0u);
+	}
+	EXPECT_EQ(churned.waits, 0u);
+	EXPECT_EQ(churned.handoffs, 0u);
+	EXPECT_EQ(churned.timeouts, 0u);
+
+	k_heap_drain_caches(&heap_);
+	if (caches_on) {
+		EXPECT_GT(Counters(&heap_).drains, churned.drains);
+	}
+
+	std::vector<void *> blocks = AllocUntilRefused(&heap_, 4096);
+	std::vector<void *> filler = AllocUntilRefused(&heap_, 8);
+	struct k_heap_counters full = Counters(&heap_);
+	EXPECT_EQ(k_heap_alloc(&heap_, 4096, K_MSEC(5)), nullptr);
+	struct k_heap_counters timed_out = Counters(&heap_);
+	EXPECT_EQ(timed_out.waits - full.waits, 1u);
+	EXPECT_EQ(timed_out.timeouts - full.timeouts, 1u);
+	EXPECT_EQ(timed_out.handoffs, full.handoffs);
+	{
+		Watchdog watchdog("a waiter counted as a hand-off");
+		std::atomic<void *> got{nullptr};
+		std::thread waiter([&] { got.store(k_heap_alloc(&heap_, 4096, K_FOREVER)); });
+		ASSERT_TRUE(WaitFor([&] { return k_heap_waiter_count(&heap_) == 1; }));
+		k_heap_free(&heap_, blocks.back());
+		blocks.pop_back();
+		waiter.join();
+		ASSERT_NE(got.load(), nullptr);
+		k_heap_free(&heap_, got.load());
+	}
+	struct k_heap_counters handed = Counters(&heap_);
+	EXPECT_EQ(handed.waits - timed_out.waits, 1u);
+	EXPECT_EQ(handed.handoffs - timed_out.handoffs, 1u);
+	EXPECT_EQ(handed.timeouts, timed_out.timeouts);
+	FreeAll(&heap_, &blocks);
+	FreeAll(&heap_, &filler);
+}
+
+INSTANTIATE_TEST_SUITE_P(CachesOnAndOff, KHeapCacheCountersTest, ::testing::Values(25u, 0u),
+			 [](const ::testing::TestParamInfo<unsigned int> &info) {
+				 return info.param != 0 ? "CachesOn" : "CachesOff";
+			 });
+
+TEST_F(KHeapCacheTest, WalkTilesTheRegionAndAgreesWithStats)
+{
+	ASSERT_TRUE(Init(512 * 1024, 25));
+	ParkBlocksOnBothCpus();
+	ASSERT_TRUE(PinSelf(cpus_[0]));
+	std::vector<char *> held;
+	for (int i = 0; i < 60; i++) {
+		size_t bytes = i % 3 == 0 ? 3000 + i * 17 : 16 + i * 13;
+		held.push_back(static_cast<char *>(k_heap_alloc(&heap_, bytes, K_NO_WAIT)));
+		ASSERT_NE(held.back(), nullptr);
+	}
+	/* Freed small blocks go to this CPU's cache, freed large ones to the heap. */
+	for (size_t i = 0; i < held.size(); i += 4) {
+		k_heap_free(&heap_, held[i]);
+		held[i] = nullptr;
+	}
+	held.erase(std::remove(held.begin(), held.end(), nullptr), held.end());
+
+	std::vector<Chunk> chunks = Walk(&heap_);
+	struct sys_memory_stats stats = Stats(&heap_);
+	ASSERT_EQ(TilingError(chunks, bytes_), "");
+
+	size_t counts[4] = {};
+	for (const Chunk &chunk : chunks) {
+		ASSERT_LE(chunk.state, K_HEAP_CHUNK_CACHED);
+		counts[chunk.state]++;
+		if (chunk.state == K_HEAP_CHUNK_CACHED) {
+			EXPECT_GE(chunk.cpu, 0);
+		} else {
+			EXPECT_EQ(chunk.cpu, -1) << "a chunk not in a cache names a CPU";
+		}
+	}
+	EXPECT_GT(counts[K_HEAP_CHUNK_METADATA], 0u);
+	EXPECT_GT(counts[K_HEAP_CHUNK_FREE], 0u);
+	EXPECT_GT(counts[K_HEAP_CHUNK_CACHED], 0u);
+	EXPECT_EQ(counts[K_HEAP_CHUNK_USED], held.size()) << "USED chunks are not the held blocks";
+	EXPECT_EQ(CachingCpus(chunks).size(), 2u);
+
+	/* Each held block is the body of one USED chunk, to its last byte. */
+	size_t header = 0;
+	size_t usable_total = 0;
+	for (char *mem : held) {
+		size_t at = static_cast<size_t>(mem - region_.get());
+		auto chunk = std::find_if(chunks.begin(), chunks.end(), [at](const Chunk &c) {
+			return c.offset <= at && at < c.offset + c.bytes;
+		});
+		ASSERT_NE(chunk, chunks.end());
+		EXPECT_EQ(chunk->state, K_HEAP_CHUNK_USED) << "held block at offset " << at;
+		size_t usable = k_heap_usable_size(&heap_, mem);
+		EXPECT_EQ(chunk->offset + chunk->bytes, at + usable)
+		    << "held block at offset " << at;
+		if (header == 0) {
+			header = at - chunk->offset;
+		}
+		EXPECT_EQ(at - chunk->offset, header) << "headers differ in size";
+		usable_total += usable;
+	}
+	EXPECT_EQ(stats.allocated_bytes, usable_total);
+
+	size_t free_total = 0;
+	size_t cached_total = 0;
+	size_t cached_headers = 0;
+	for (const Chunk &chunk : chunks) {
+		if (chunk.state == K_HEAP_CHUNK_FREE) {
+			free_total += chunk.bytes - header;
+		} else if (chunk.state == K_HEAP_CHUNK_CACHED) {
+			cached_total += chunk.bytes;
+			cached_headers += header;
+		}
+	}
+	EXPECT_EQ(stats.free_bytes, free_total);
+	EXPECT_LE(stats.cached_bytes, cached_total);
+	EXPECT_GE(stats.cached_bytes, cached_total - cached_headers);
+
+	for (char *mem : held) {
+		k_heap_free(&heap_, mem);
+	}
+	EXPECT_EQ(Stats(&heap_).allocated_bytes, 0u);
+}
+
+K_HEAP_DEFINE(g_cached_static_heap, 1024 * 1024);
+K_HEAP_DEFINE_NOCACHE(g_uncached_static_heap, 1024 * 1024);
+
+void ChurnOnEveryCpu(struct k_heap *h, const std::vector<int> &cpus)
+{
+	for (int cpu : cpus) {
+		RunPinned(cpu, [h] {
+			for (int i = 0; i < 10; i++) {
+				ChurnSmallBlocks(h, 50, 64);
+			}
+		});
+	}
+}
+
+TEST(KHeapDefineCacheTest, DefinedHeapCachesByDefault)
+{
+	std::vector<int> cpus = AllowedCpus();
+	ChurnOnEveryCpu(&g_cached_static_heap, cpus);
+	EXPECT_GT(Counters(&g_cached_static_heap).cache_hits, 0u);
+	EXPECT_GT(Stats(&g_cached_static_heap).cached_bytes, 0u);
+	EXPECT_LE(Stats(&g_cached_static_heap).cached_bytes,
+		  1024u * 1024 * KHEAP_DEFAULT_CACHE_PERCENT / 100);
+	EXPECT_TRUE(sys_heap_validate(&g_cached_static_heap.heap));
+}
+
+TEST(KHeapDefineCacheTest, DefinedNocacheHeapNeverCaches)
+{
+	std::vector<int> cpus = AllowedCpus();
+	ChurnOnEveryCpu(&g_uncached_static_heap, cpus);
+	struct k_heap_counters counters = Counters(&g_uncached_static_heap);
+	EXPECT_EQ(counters.cache_hits, 0u);
+	EXPECT_EQ(counters.refills, 0u);
+	EXPECT_EQ(Stats(&g_uncached_static_heap).cached_bytes, 0u);
+	EXPECT_TRUE(CachingCpus(Walk(&g_uncached_static_heap)).empty());
+	EXPECT_TRUE(sys_heap_validate(&g_uncached_static_heap.heap));
+}
+
+} // namespace

@@ -1,0 +1,122 @@
+// Keeps the documented lock order honest (heap/k_heap_internal.h): slot
+// locks in ascending order, then a heap lock; nothing takes a slot lock while
+// holding a heap lock. Every path that takes more than one lock runs here at
+// once, on two heaps sharing the process-wide slot locks, from more threads
+// than cores. An order violation shows up as a deadlock, which the watchdog
+// turns into a failure instead of a hung test.
+#include <gtest/gtest.h>
+
+#include <kheap/kheap.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace
+{
+
+constexpr size_t kHeapBytes = 1 << 20;
+
+struct HeapUnderTest {
+	alignas(64) static char regions[2][kHeapBytes];
+	struct k_heap heaps[2];
+};
+alignas(64) char HeapUnderTest::regions[2][kHeapBytes];
+
+TEST(LockOrderTest, EveryMultiLockPathRunsConcurrentlyWithoutDeadlock)
+{
+	static HeapUnderTest t;
+	struct k_heap_config config = {25};
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(0, k_heap_init_config(&t.heaps[i], t.regions[i], kHeapBytes, &config));
+
+	std::atomic<bool> stop{false};
+	std::atomic<uint64_t> progress{0};
+	std::vector<std::thread> threads;
+
+	// Fast paths, refills and flushes (slot lock, then heap lock), and
+	// drains when a heap runs dry (each slot lock, then the heap lock).
+	for (int t_index = 0; t_index < 8; t_index++)
+		threads.emplace_back([&, t_index] {
+			std::mt19937 rng(1000 + t_index);
+			std::vector<std::pair<int, void *>> live;
+			while (!stop.load(std::memory_order_relaxed)) {
+				int heap = rng() % 2;
+				if (live.size() < 400 && rng() % 3 != 0) {
+					void *p = k_heap_alloc(&t.heaps[heap], 16 + rng() % 2000,
+							       K_NO_WAIT);
+					if (p != nullptr)
+						live.emplace_back(heap, p);
+				} else if (!live.empty()) {
+					size_t pick = rng() % live.size();
+					k_heap_free(&t.heaps[live[pick].first], live[pick].second);
+					live[pick] = live.back();
+					live.pop_back();
+				}
+				progress.fetch_add(1, std::memory_order_relaxed);
+			}
+			for (auto &[heap, p] : live)
+				k_heap_free(&t.heaps[heap], p);
+		});
+	// Quiescing paths: all slot locks in order, then the heap lock.
+	threads.emplace_back([&] {
+		while (!stop.load(std::memory_order_relaxed)) {
+			for (auto &heap : t.heaps) {
+				EXPECT_TRUE(sys_heap_validate(&heap.heap));
+				struct sys_memory_stats stats;
+				EXPECT_EQ(0, k_heap_runtime_stats_get(&heap, &stats));
+				struct k_heap_counters counters;
+				EXPECT_EQ(0, k_heap_counters_get(&heap, &counters));
+				k_heap_drain_caches(&heap);
+			}
+		}
+	});
+
+	std::mutex mutex;
+	std::condition_variable done;
+	bool finished = false;
+	std::thread watchdog([&] {
+		std::unique_lock<std::mutex> lock(mutex);
+		uint64_t last = 0;
+		while (!finished) {
+			if (done.wait_for(lock, std::chrono::seconds(20)) ==
+				std::cv_status::timeout &&
+			    !finished) {
+				uint64_t now = progress.load();
+				if (now == last) {
+					ADD_FAILURE()
+					    << "no progress for 20 s: lock-order deadlock";
+					std::abort();
+				}
+				last = now;
+			}
+		}
+	});
+
+	// Run until every thread has made real progress on both heaps.
+	while (progress.load() < 200000)
+		std::this_thread::yield();
+	stop = true;
+	for (auto &thread : threads)
+		thread.join();
+	{
+		std::lock_guard<std::mutex> lock(mutex);
+		finished = true;
+	}
+	done.notify_all();
+	watchdog.join();
+
+	for (auto &heap : t.heaps) {
+		struct sys_memory_stats stats;
+		ASSERT_EQ(0, k_heap_runtime_stats_get(&heap, &stats));
+		EXPECT_EQ(0u, stats.allocated_bytes);
+		EXPECT_TRUE(sys_heap_validate(&heap.heap));
+		EXPECT_EQ(0, k_heap_deinit(&heap));
+	}
+}
+
+} // namespace
