@@ -26,7 +26,8 @@ enum z_heap_header_width {
 
 /*
  * sys_heap_init with a forced header width. Z_HEAP_HEADER_SMALL is refused
- * with -EINVAL when the region has 16384 or more chunk units.
+ * with -EINVAL when the region, counted from its first 8-byte-aligned chunk
+ * start, holds more than 16383 chunk units.
  */
 int z_heap_init_with_headers(struct sys_heap *heap, void *mem, size_t bytes,
 			     enum z_heap_header_width width);

@@ -122,6 +122,10 @@ int k_heap_deinit(struct k_heap *h);
 /*
  * Allocates `bytes`. Returns NULL for bytes == 0, or when nothing could be
  * found before `timeout` expired (immediately with K_NO_WAIT). May block.
+ * Before failing or sleeping it drains every CPU's cache into the global
+ * heap, so a failed call leaves allocated_bytes unchanged but may move bytes
+ * from cached_bytes to free_bytes. A request larger than the empty heap
+ * could ever hold fails at once, whatever the timeout.
  */
 void *k_heap_alloc(struct k_heap *h, size_t bytes, k_timeout_t timeout);
 

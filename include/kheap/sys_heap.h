@@ -69,7 +69,9 @@ struct z_heap_stress_result {
  * -EINVAL when `heap` or `mem` is NULL or the region cannot hold the heap's
  * own metadata plus one minimal block, or -E2BIG when the region exceeds the
  * largest heap the chunk format can describe (8 GiB with 8-byte headers).
- * On failure the heap is left unusable: every allocation returns NULL.
+ * On failure the heap is left unusable: every allocation returns NULL, and
+ * a free, realloc or usable_size of a pointer reaches the fault handler as
+ * KHEAP_FAULT_BAD_HEAP.
  */
 int sys_heap_init(struct sys_heap *heap, void *mem, size_t bytes);
 
@@ -98,7 +100,9 @@ void *sys_heap_aligned_realloc(struct sys_heap *heap, void *ptr, size_t align, s
 
 #define sys_heap_realloc(heap, ptr, bytes) sys_heap_aligned_realloc(heap, ptr, 0, bytes)
 
-/* Bytes usable at `mem` (at least what was asked for). 0 for NULL. */
+/* Bytes usable at `mem` (at least what was asked for). 0 for NULL; a
+ * pointer that is not a live block reaches the fault handler and gives 0.
+ */
 size_t sys_heap_usable_size(struct sys_heap *heap, void *mem);
 
 /*
@@ -119,7 +123,8 @@ bool sys_heap_validate(struct sys_heap *heap);
  * filled with a pattern that is checked before it is freed; a mismatch is
  * reported as KHEAP_FAULT_CORRUPT_HEAP. Blocks still live after the last
  * operation are checked and freed too, outside the counts, so the heap ends
- * as it started. Uses a fixed default seed.
+ * as it started. accumulated_in_use_bytes sums, after every operation, the
+ * requested bytes of the blocks then live. Uses a fixed default seed.
  */
 void sys_heap_stress(void *(*alloc_fn)(void *arg, size_t bytes),
 		     void (*free_fn)(void *arg, void *p), void *arg, size_t total_bytes,
