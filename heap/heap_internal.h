@@ -86,6 +86,9 @@ void z_heap_free_chunk(struct z_heap *h, chunkid_t c);
 /* Resizes a chunk that z_heap_check_block accepted; NULL leaves it intact. */
 void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t bytes);
 
+/* Usable bytes of the largest free chunk (the largest possible request). */
+size_t z_heap_largest_free_bytes(const struct z_heap *h);
+
 /* Allocates one chunk of exactly `units` units, or returns 0. */
 chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units);
 

@@ -81,6 +81,7 @@ static int format_k_heap(struct k_heap *h, void *mem, size_t bytes, unsigned int
 	 * the stats, as the metadata chunk is.
 	 */
 	z->owner_control = mem_to_chunk(z, ctl);
+	ctl->capacity_bytes = z_heap_largest_free_bytes(z);
 	z->allocated_bytes = 0;
 	z->max_allocated_bytes = 0;
 	h->control = ctl;
@@ -225,7 +226,7 @@ static void free_global(struct k_heap *h, struct k_heap_control *ctl, void *mem)
 /*
  * The slow path: global heap, then drain, then wait. The deadline is fixed
  * here, once; a waiter that times out makes one last attempt before giving
- * up. Requests larger than an empty heap could ever serve never wait.
+ * up. Requests larger than the empty heap could ever serve never wait.
  */
 static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes,
 			  k_timeout_t timeout)
@@ -251,7 +252,7 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 
 	kheap_spin_lock(&ctl->lock);
 	mem = z_heap_aligned_alloc(z, align, bytes);
-	if (mem != NULL || timeout.ticks == 0 || bytes > max_request_bytes(z)) {
+	if (mem != NULL || timeout.ticks == 0 || bytes > ctl->capacity_bytes) {
 		kheap_spin_unlock(&ctl->lock);
 		kheap_dec_uint(&ctl->waiter_count);
 		return mem;

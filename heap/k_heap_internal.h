@@ -104,6 +104,8 @@ struct k_heap_control {
 	uint32_t max_class_units;
 	uint32_t min_class_units;
 	size_t cpu_budget_bytes;
+	/* The largest block the empty heap can hand out. */
+	size_t capacity_bytes;
 
 	/* Line 1: the heap lock and what it protects. */
 	kheap_spinlock_t lock __attribute__((aligned(KHEAP_CACHE_LINE)));

@@ -217,6 +217,23 @@ void z_heap_free_chunk(struct z_heap *h, chunkid_t c)
 	release_chunk(h, c);
 }
 
+size_t z_heap_largest_free_bytes(const struct z_heap *h)
+{
+	uint32_t largest = 0;
+
+	if (h->avail_buckets != 0) {
+		unsigned int top = 31u - (unsigned int)__builtin_clz(h->avail_buckets);
+		chunkid_t head = h->buckets[top], c = head;
+
+		do {
+			if (chunk_size(h, c) > largest)
+				largest = chunk_size(h, c);
+			c = next_free_chunk(h, c);
+		} while (c != head);
+	}
+	return largest == 0 ? 0 : chunksz_to_bytes(h, largest);
+}
+
 void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t bytes)
 {
 	void *old_mem = chunk_mem(h, c);

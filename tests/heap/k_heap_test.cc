@@ -680,6 +680,32 @@ TEST_P(KHeapTest, NoWaitNeverBlocks)
 	FreeAll(&heap_, &filled);
 }
 
+TEST_P(KHeapTest, RequestBiggerThanTheEmptyHeapFailsAtOnceEvenForever)
+{
+	ASSERT_TRUE(Init(64 * 1024));
+	/* Find the largest block the empty heap hands out; one byte more can
+	 * never be served, so K_FOREVER must not sleep for it.
+	 */
+	size_t low = 1, high = 64 * 1024;
+	while (low < high) {
+		size_t mid = (low + high + 1) / 2;
+		void *p = k_heap_alloc(&heap_, mid, K_NO_WAIT);
+		if (p != nullptr) {
+			k_heap_free(&heap_, p);
+			low = mid;
+		} else {
+			high = mid - 1;
+		}
+	}
+	size_t capacity = low;
+	ASSERT_GT(capacity, 32u * 1024);
+	EXPECT_EQ(k_heap_alloc(&heap_, capacity + 1, K_FOREVER), nullptr);
+	EXPECT_EQ(k_heap_aligned_alloc(&heap_, 64, capacity + 1, K_FOREVER), nullptr);
+	struct k_heap_counters counters;
+	ASSERT_EQ(0, k_heap_counters_get(&heap_, &counters));
+	EXPECT_EQ(0u, counters.waits);
+}
+
 TEST_P(KHeapTest, TimedWaitLastsItsTimeoutAndNotMuchLonger)
 {
 	ASSERT_TRUE(Init(64 * 1024));
