@@ -125,10 +125,12 @@ static struct k_heap_control *lock_cpu_slot(struct k_heap *h, uint32_t *slot)
 	*slot = (uint32_t)kheap_current_cpu() % KHEAP_MAX_CPUS;
 	if (__builtin_expect(!kheap_spin_trylock(kheap_slot_lock(*slot)), 0))
 		return NULL;
-	/* The slot lock orders this read after a teardown that began before we
-	 * took it: teardown stores CLOSING, then takes every slot lock.
+	/* Acquire pairs with the release that published READY after (lazy)
+	 * initialisation. The slot lock orders this read after a teardown that
+	 * began before we took it: teardown stores CLOSING, then takes every
+	 * slot lock.
 	 */
-	if (__builtin_expect(kheap_load_uint(&h->init_state) == KHEAP_STATE_READY, 1)) {
+	if (__builtin_expect(kheap_load_acquire_uint(&h->init_state) == KHEAP_STATE_READY, 1)) {
 		ctl = h->control;
 		if (__builtin_expect(*slot < ctl->cpu_count, 1))
 			return ctl;

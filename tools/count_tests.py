@@ -2,10 +2,11 @@
 """Counts GoogleTest cases from Bazel's test.xml files.
 
 Prints one line, "N passed, M failed", over every test.xml under the given
-directory (bazel-testlogs). A test binary that crashed or timed out before
+directories (each a bazel-testlogs of one configuration). A test binary that crashed or timed out before
 writing its own report gets a synthetic test.xml from Bazel with a failing
-case, so it is counted as a failure, never silently dropped. Extra results
-("name=pass" or "name=fail" arguments) are added to the counts.
+case, so it is counted as a failure, never silently dropped. Results of checks
+that are not GoogleTest binaries ("name=pass" or "name=fail" arguments) are
+added to the counts.
 """
 import pathlib
 import sys
@@ -36,8 +37,14 @@ def count(root):
 
 
 def main():
-    passed, failed, skipped = count(sys.argv[1])
-    for extra in sys.argv[2:]:
+    passed = failed = skipped = 0
+    checks = [arg for arg in sys.argv[1:] if "=" in arg]
+    for root in (arg for arg in sys.argv[1:] if "=" not in arg):
+        counts = count(root)
+        passed += counts[0]
+        failed += counts[1]
+        skipped += counts[2]
+    for extra in checks:
         name, _, outcome = extra.partition("=")
         if outcome == "pass":
             passed += 1

@@ -1,32 +1,49 @@
 #!/usr/bin/env bash
 # Sets up the machine and runs every kheap test, then prints one line:
-# "N passed, M failed", counted from the GoogleTest cases plus the checks
-# below that are not GoogleTest binaries. Exits non-zero on any failure.
+# "N passed, M failed", counted from the GoogleTest cases of every
+# configuration run here, plus the checks below that are not GoogleTest
+# binaries. Exits non-zero on any failure.
+#
+# Configurations: the native suite; the concurrency suites again under
+# ThreadSanitizer.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/setup.sh
 
-bazel test //... --test_output=errors
-bazel_status=$?
+status=0
+testlogs=()
 
-extra=()
+run_suite() {
+	local label=$1
+	shift
+	echo "suite: $label"
+	if ! bazel test "$@"; then
+		status=1
+	fi
+	testlogs+=("$(bazel info "${@:1:$#-1}" bazel-testlogs 2>/dev/null)")
+}
+
+# bazel info takes the configuration flags but not the target patterns; the
+# last argument of each suite is its single target pattern.
+run_suite native //...
+run_suite tsan --config=tsan //tests:concurrency
+
+checks=()
 run_check() {
 	local name=$1
 	shift
 	echo "check: $name"
 	if "$@"; then
-		extra+=("$name=pass")
+		checks+=("$name=pass")
 	else
-		extra+=("$name=fail")
+		checks+=("$name=fail")
 	fi
 }
 
 run_check install bash tools/check_install.sh
 
-python3 tools/count_tests.py "$(bazel info bazel-testlogs)" "${extra[@]}"
-count_status=$?
-
-if [ "$bazel_status" -ne 0 ] || [ "$count_status" -ne 0 ]; then
-	exit 1
+if ! python3 tools/count_tests.py "${testlogs[@]}" "${checks[@]}"; then
+	status=1
 fi
+exit "$status"
