@@ -21,7 +21,9 @@
  * sleeping waiter is not in a read-side section, but it is counted in
  * waiter_count, which makes teardown refuse.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <sched.h>
@@ -223,6 +225,38 @@ static void free_global(struct k_heap *h, struct k_heap_control *ctl, void *mem)
 		kheap_raise_fault(fault, h, mem, detail);
 }
 
+struct abandoned_wait {
+	struct k_heap_control *ctl;
+	struct kheap_waiter *waiter;
+};
+
+/*
+ * Runs when a thread is cancelled (or calls pthread_exit from a signal
+ * handler) while it sleeps in alloc_global: it leaves the queue, or gives
+ * back the block it was handed in the meantime, so no waiter record on a
+ * dead stack stays queued and no block is lost.
+ */
+static void abandon_wait(void *arg)
+{
+	struct abandoned_wait *abandon = arg;
+	struct k_heap_control *ctl = abandon->ctl;
+	struct kheap_waiter *waiter = abandon->waiter;
+	struct z_heap *z = control_heap(ctl);
+	uint32_t *wake[WAKE_BATCH];
+	size_t served = 0;
+
+	kheap_spin_lock(&ctl->lock);
+	if (kheap_load_acquire_32(&waiter->state) == KHEAP_WAITER_SERVED) {
+		z_heap_free_chunk(z, mem_to_chunk(z, waiter->result));
+		served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+	} else {
+		kheap_waitq_remove(&ctl->waitq, waiter);
+	}
+	kheap_spin_unlock(&ctl->lock);
+	kheap_wake_served(wake, served);
+	kheap_dec_uint(&ctl->waiter_count);
+}
+
 /*
  * The slow path: global heap, then drain, then wait. The deadline is fixed
  * here, once; a waiter that times out makes one last attempt before giving
@@ -235,6 +269,8 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 	bool forever = timeout.ticks == K_TICKS_FOREVER;
 	struct timespec deadline;
 	struct kheap_waiter waiter;
+	struct abandoned_wait abandon;
+	bool served;
 	void *mem;
 
 	if (!forever && timeout.ticks > 0)
@@ -265,7 +301,12 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 	kheap_spin_unlock(&ctl->lock);
 
 	urcu_bp_read_unlock();
-	if (kheap_waiter_sleep(&waiter, forever ? NULL : &deadline)) {
+	abandon.ctl = ctl;
+	abandon.waiter = &waiter;
+	pthread_cleanup_push(abandon_wait, &abandon);
+	served = kheap_waiter_sleep(&waiter, forever ? NULL : &deadline);
+	pthread_cleanup_pop(0);
+	if (served) {
 		urcu_bp_read_lock();
 		mem = waiter.result;
 	} else {

@@ -111,6 +111,54 @@ static void trim_chunk(struct z_heap *h, chunkid_t c, uint32_t units)
 	release_chunk(h, tail);
 }
 
+/* Whether chunk c's header agrees with both neighbours' headers. */
+static bool fits_between_neighbours(const struct z_heap *h, chunkid_t c)
+{
+	uint32_t size = chunk_size(h, c);
+	chunkid_t left;
+
+	if (size < min_chunk_size(h) || size > h->end_chunk - c || left_size(h, c + size) != size ||
+	    left_size(h, c) == 0 || left_size(h, c) > c)
+		return false;
+	left = left_chunk(h, c);
+	return chunk_size(h, left) == c - left;
+}
+
+/* Whether chunk c has every mark of a chunk in the free lists. */
+static bool looks_like_free_chunk(const struct z_heap *h, chunkid_t c)
+{
+	chunkid_t prev, next;
+
+	if (c < first_block_chunk(h) || c >= h->end_chunk || chunk_flags(h, c) != 0 ||
+	    !fits_between_neighbours(h, c))
+		return false;
+	prev = prev_free_chunk(h, c);
+	next = next_free_chunk(h, c);
+	if (prev < first_block_chunk(h) || prev >= h->end_chunk || next < first_block_chunk(h) ||
+	    next >= h->end_chunk)
+		return false;
+	return next_free_chunk(h, prev) == c && prev_free_chunk(h, next) == c;
+}
+
+/*
+ * A free chunk about to be split or handed out failed its O(1) check: an
+ * overrun from the block before it reached its header, or its links were
+ * overwritten after a use-after-free. Nothing in that bucket's list can be
+ * trusted, so the whole list is abandoned (leaked) rather than followed,
+ * and the request fails.
+ */
+static chunkid_t quarantine_bucket(struct z_heap *h, unsigned int b, chunkid_t c)
+{
+	bool inside = c >= first_block_chunk(h) && c < h->end_chunk;
+
+	h->buckets[b] = 0;
+	h->avail_buckets &= ~(1u << b);
+	kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, NULL, inside ? chunk_mem(h, c) : NULL,
+			  "a free chunk's header or links were overwritten (write past the block "
+			  "before it, or use after free); its size class is abandoned");
+	return 0;
+}
+
 static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units)
 {
 	unsigned int b = bucket_index(units);
@@ -121,6 +169,8 @@ static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units)
 		chunkid_t c = first;
 
 		for (int tries = 0; tries < Z_HEAP_BUCKET_TRIES; tries++) {
+			if (!looks_like_free_chunk(h, c))
+				return quarantine_bucket(h, b, c);
 			if (chunk_size(h, c) >= units) {
 				free_list_remove(h, c);
 				return c;
@@ -133,8 +183,11 @@ static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units)
 	}
 	larger = b + 1 >= 32 ? 0 : h->avail_buckets & ~((1u << (b + 1)) - 1);
 	if (larger != 0) {
-		chunkid_t c = h->buckets[__builtin_ctz(larger)];
+		unsigned int larger_bucket = (unsigned int)__builtin_ctz(larger);
+		chunkid_t c = h->buckets[larger_bucket];
 
+		if (!looks_like_free_chunk(h, c))
+			return quarantine_bucket(h, larger_bucket, c);
 		free_list_remove(h, c);
 		return c;
 	}
@@ -275,34 +328,6 @@ move:
 	}
 	z_heap_free_chunk(h, c);
 	return moved;
-}
-
-/* Whether chunk c's header agrees with both neighbours' headers. */
-static bool fits_between_neighbours(const struct z_heap *h, chunkid_t c)
-{
-	uint32_t size = chunk_size(h, c);
-	chunkid_t left;
-
-	if (size < min_chunk_size(h) || size > h->end_chunk - c || left_size(h, c + size) != size ||
-	    left_size(h, c) == 0 || left_size(h, c) > c)
-		return false;
-	left = left_chunk(h, c);
-	return chunk_size(h, left) == c - left;
-}
-
-/* Whether chunk c has every mark of a chunk in the free lists. */
-static bool looks_like_free_chunk(const struct z_heap *h, chunkid_t c)
-{
-	chunkid_t prev, next;
-
-	if (chunk_flags(h, c) != 0 || !fits_between_neighbours(h, c))
-		return false;
-	prev = prev_free_chunk(h, c);
-	next = next_free_chunk(h, c);
-	if (prev < first_block_chunk(h) || prev >= h->end_chunk || next < first_block_chunk(h) ||
-	    next >= h->end_chunk)
-		return false;
-	return next_free_chunk(h, prev) == c && prev_free_chunk(h, next) == c;
 }
 
 enum kheap_fault z_heap_check_block(const struct z_heap *h, const void *mem, chunkid_t *chunk,

@@ -4,13 +4,11 @@
  */
 #include <sched.h>
 
-#include <ck_backoff.h>
-
 #include "smp/spinlock.h"
 
 void kheap_spin_lock_contended(kheap_spinlock_t *lock)
 {
-	ck_backoff_t backoff = CK_BACKOFF_INITIALIZER;
+	ck_backoff_t backoff = KHEAP_SPIN_FIRST_BACKOFF;
 	unsigned int rounds = 0;
 
 	for (;;) {

@@ -6,7 +6,7 @@
  * then burn its whole time slice waiting for a thread that is not running;
  * with more threads than cores (the normal case under heapstress) that turns
  * a nanosecond critical section into milliseconds. After KHEAP_SPIN_LIMIT
- * backoff rounds the waiter calls sched_yield() between attempts.
+ * short backoff rounds the waiter calls sched_yield() between attempts.
  *
  * Acquire/release: lock() is an acquire and unlock() a release (CK's
  * fas lock issues the fences for the target's memory model), so everything
@@ -20,6 +20,14 @@
 /* Only the fas lock: <ck_spinlock.h> pulls in lock types that do not compile
  * as C++, and tests include this header from C++.
  */
+/* CK's default backoff ceiling (2^20 pause loops per round) suits kernels,
+ * where a lock holder is never descheduled. Here it would spin for tens of
+ * milliseconds behind a preempted holder before yielding, so each round is
+ * capped at about a microsecond.
+ */
+#ifndef CK_BACKOFF_CEILING
+#define CK_BACKOFF_CEILING ((1u << 10) - 1)
+#endif
 #include <ck_backoff.h>
 #include <spinlock/fas.h>
 
@@ -27,7 +35,11 @@
 
 typedef ck_spinlock_fas_t kheap_spinlock_t;
 
-#define KHEAP_SPIN_LIMIT 64
+/* Backoff rounds before the waiter starts yielding: about 7000 pause loops,
+ * a few microseconds, longer than any heap critical section.
+ */
+#define KHEAP_SPIN_LIMIT	 10
+#define KHEAP_SPIN_FIRST_BACKOFF 64u
 
 void kheap_spin_lock_contended(kheap_spinlock_t *lock);
 

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -64,6 +65,7 @@ static bool deadline_passed(const struct timespec *deadline)
 bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline)
 {
 	for (;;) {
+		int cancel_type, error;
 		long rc;
 
 		if (observed_served(w))
@@ -73,9 +75,15 @@ bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline)
 		/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline,
 		 * so retries after EINTR or a stray wake keep the same one.
 		 */
+		/* Cancellation may strike only inside the system call, as in
+		 * pthread_cond_wait; the caller's cleanup handler dequeues.
+		 */
+		pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &cancel_type);
 		rc = syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
 			     KHEAP_WAITER_WAITING, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
-		if (rc == -1 && errno == ETIMEDOUT)
+		error = errno;
+		pthread_setcanceltype(cancel_type, NULL);
+		if (rc == -1 && error == ETIMEDOUT)
 			return observed_served(w);
 	}
 }

@@ -60,6 +60,8 @@ void kheap_waiter_serve(struct kheap_waitq *q, struct kheap_waiter *w, void *res
  * Sleeps while w->state reads WAITING, until `deadline` (absolute
  * CLOCK_MONOTONIC; NULL = forever). Returns true once SERVED is observed,
  * false when the deadline passed first. Retries EINTR and spurious wakes.
+ * A cancellation point while it sleeps (and only then): callers install a
+ * cleanup handler that takes the waiter out of its queue.
  */
 bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline);
 

@@ -40,7 +40,9 @@ enum kheap_fault {
  * Called with the fault, the heap (the `struct sys_heap *` or
  * `struct k_heap *` the caller passed; may be NULL), the offending pointer
  * (may be NULL) and a one-line, human-readable detail without a newline.
- * May be called from any thread, concurrently; it must be thread-safe.
+ * May be called from any thread, concurrently; it must be thread-safe. It
+ * may run while the faulting heap's lock is held, so it must not call into
+ * that heap.
  */
 typedef void (*kheap_fault_handler_t)(enum kheap_fault fault, const void *heap, const void *ptr,
 				      const char *detail);

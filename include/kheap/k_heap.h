@@ -125,7 +125,10 @@ int k_heap_deinit(struct k_heap *h);
  * Before failing or sleeping it drains every CPU's cache into the global
  * heap, so a failed call leaves allocated_bytes unchanged but may move bytes
  * from cached_bytes to free_bytes. A request larger than the empty heap
- * could ever hold fails at once, whatever the timeout.
+ * could ever hold fails at once, whatever the timeout. While it sleeps (and
+ * only then) it is a POSIX cancellation point, as pthread_cond_wait is: a
+ * cancelled waiter leaves the queue, or returns the block it was just handed,
+ * before its thread exits.
  */
 void *k_heap_alloc(struct k_heap *h, size_t bytes, k_timeout_t timeout);
 

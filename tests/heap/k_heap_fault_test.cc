@@ -1,0 +1,192 @@
+// Fault tolerance of k_heap and sys_heap: threads cancelled while they wait,
+// waits interrupted by signals, and free chunks whose headers an overrun has
+// damaged before anyone freed the culprit.
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include <kheap/kheap.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace
+{
+
+struct Recorded {
+	std::atomic<int> count{0};
+	std::atomic<int> last{0};
+};
+Recorded g_recorded;
+
+void RecordFault(enum kheap_fault fault, const void *, const void *, const char *)
+{
+	g_recorded.last = fault;
+	g_recorded.count++;
+}
+
+class FaultTest : public ::testing::Test
+{
+      protected:
+	void SetUp() override
+	{
+		g_recorded.count = 0;
+		previous_ = kheap_set_fault_handler(RecordFault);
+	}
+	void TearDown() override
+	{
+		kheap_set_fault_handler(previous_);
+	}
+	kheap_fault_handler_t previous_;
+};
+
+struct BlockedAlloc {
+	struct k_heap *heap;
+	size_t bytes;
+	std::atomic<void *> result{nullptr};
+	std::atomic<bool> returned{false};
+};
+
+void *AllocForever(void *arg)
+{
+	auto *request = static_cast<BlockedAlloc *>(arg);
+	request->result = k_heap_alloc(request->heap, request->bytes, K_FOREVER);
+	request->returned = true;
+	return nullptr;
+}
+
+void WaitForWaiters(struct k_heap *heap, unsigned int count)
+{
+	auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+	while (k_heap_waiter_count(heap) != count) {
+		ASSERT_LT(std::chrono::steady_clock::now(), give_up)
+		    << "waiters never reached " << count;
+		std::this_thread::yield();
+	}
+}
+
+alignas(64) char g_region[64 * 1024];
+
+TEST_F(FaultTest, CancelledWaitersLeaveTheQueueAndOthersAreStillServed)
+{
+	struct k_heap heap;
+	ASSERT_EQ(0, k_heap_init(&heap, g_region, sizeof(g_region)));
+	// Fill the heap so every request below has to wait.
+	std::vector<void *> filler;
+	for (void *p; (p = k_heap_alloc(&heap, 1024, K_NO_WAIT)) != nullptr;)
+		filler.push_back(p);
+	ASSERT_GE(filler.size(), 8u);
+
+	constexpr int kWaiters = 8;
+	BlockedAlloc requests[kWaiters];
+	pthread_t threads[kWaiters];
+	for (int i = 0; i < kWaiters; i++) {
+		requests[i].heap = &heap;
+		requests[i].bytes = 1000;
+		ASSERT_EQ(0, pthread_create(&threads[i], nullptr, AllocForever, &requests[i]));
+		WaitForWaiters(&heap, i + 1);
+	}
+	// Cancel every other waiter while it sleeps.
+	for (int i = 0; i < kWaiters; i += 2) {
+		void *status;
+		ASSERT_EQ(0, pthread_cancel(threads[i]));
+		ASSERT_EQ(0, pthread_join(threads[i], &status));
+		EXPECT_EQ(PTHREAD_CANCELED, status) << "waiter " << i;
+		EXPECT_FALSE(requests[i].returned.load());
+	}
+	EXPECT_EQ(kWaiters / 2u, k_heap_waiter_count(&heap));
+	EXPECT_TRUE(sys_heap_validate(&heap.heap));
+
+	// The survivors are still queued and get served by ordinary frees.
+	for (int i = 0; i < kWaiters / 2; i++)
+		k_heap_free(&heap, filler[i]);
+	for (int i = 1; i < kWaiters; i += 2) {
+		ASSERT_EQ(0, pthread_join(threads[i], nullptr));
+		EXPECT_NE(nullptr, requests[i].result.load()) << "waiter " << i;
+		k_heap_free(&heap, requests[i].result.load());
+	}
+	for (size_t i = kWaiters / 2; i < filler.size(); i++)
+		k_heap_free(&heap, filler[i]);
+
+	struct sys_memory_stats stats;
+	ASSERT_EQ(0, k_heap_runtime_stats_get(&heap, &stats));
+	EXPECT_EQ(0u, stats.allocated_bytes);
+	EXPECT_TRUE(sys_heap_validate(&heap.heap));
+	EXPECT_EQ(0, g_recorded.count.load());
+	EXPECT_EQ(0, k_heap_deinit(&heap));
+}
+
+void IgnoreSignal(int)
+{
+}
+
+TEST_F(FaultTest, SignalsDoNotWakeAWaiterEarlyOrLoseItsBlock)
+{
+	struct sigaction action = {};
+	action.sa_handler = IgnoreSignal;
+	sigemptyset(&action.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGUSR2, &action, nullptr));
+
+	struct k_heap heap;
+	ASSERT_EQ(0, k_heap_init(&heap, g_region, sizeof(g_region)));
+	std::vector<void *> filler;
+	for (void *p; (p = k_heap_alloc(&heap, 4096, K_NO_WAIT)) != nullptr;)
+		filler.push_back(p);
+
+	BlockedAlloc request;
+	request.heap = &heap;
+	request.bytes = 4000;
+	pthread_t thread;
+	ASSERT_EQ(0, pthread_create(&thread, nullptr, AllocForever, &request));
+	WaitForWaiters(&heap, 1);
+	for (int i = 0; i < 200; i++) {
+		ASSERT_EQ(0, pthread_kill(thread, SIGUSR2));
+		std::this_thread::yield();
+	}
+	EXPECT_FALSE(request.returned.load()) << "a signal ended a K_FOREVER wait";
+	EXPECT_EQ(1u, k_heap_waiter_count(&heap));
+
+	k_heap_free(&heap, filler.back());
+	filler.pop_back();
+	ASSERT_EQ(0, pthread_join(thread, nullptr));
+	ASSERT_NE(nullptr, request.result.load());
+	k_heap_free(&heap, request.result.load());
+	for (void *p : filler)
+		k_heap_free(&heap, p);
+	EXPECT_TRUE(sys_heap_validate(&heap.heap));
+	EXPECT_EQ(0, k_heap_deinit(&heap));
+}
+
+TEST_F(FaultTest, OverrunIntoAFreeNeighbourFailsTheAllocationInsteadOfCrashing)
+{
+	alignas(8) static char region[16 * 1024];
+	struct sys_heap heap;
+	ASSERT_EQ(0, sys_heap_init(&heap, region, sizeof(region)));
+	// a | gap (freed) | b: the gap is a free chunk right after a.
+	char *a = static_cast<char *>(sys_heap_alloc(&heap, 64));
+	void *gap = sys_heap_alloc(&heap, 2000);
+	void *b = sys_heap_alloc(&heap, 64);
+	ASSERT_NE(nullptr, a);
+	ASSERT_NE(nullptr, gap);
+	ASSERT_NE(nullptr, b);
+	sys_heap_free(&heap, gap);
+
+	// a writes 8 bytes past its end: the whole header of the free chunk.
+	size_t usable = sys_heap_usable_size(&heap, a);
+	memset(a + usable, 0x5a, 8);
+
+	// Only a request that picks that chunk reaches it; it must fail with
+	// a fault, not split garbage.
+	EXPECT_EQ(nullptr, sys_heap_alloc(&heap, 1500));
+	EXPECT_EQ(1, g_recorded.count.load());
+	EXPECT_EQ(KHEAP_FAULT_CORRUPT_HEAP, g_recorded.last.load());
+	// The block that overran is caught when it is freed.
+	sys_heap_free(&heap, a);
+	EXPECT_EQ(2, g_recorded.count.load());
+	EXPECT_EQ(KHEAP_FAULT_HEADER_OVERWRITTEN, g_recorded.last.load());
+}
+
+} // namespace

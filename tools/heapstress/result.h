@@ -1,0 +1,116 @@
+/*
+ * heapstress results: everything a finished run hands to the report, JSON
+ * and SVG writers. Plain data, filled by the runner after every thread has
+ * been joined; the writers only read it.
+ */
+#ifndef HEAPSTRESS_RESULT_H
+#define HEAPSTRESS_RESULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kheap/k_heap.h>
+
+#include "failures.h"
+#include "hist.h"
+#include "options.h"
+#include "workloads.h"
+
+#define HS_MAX_CHECKS 24
+
+struct hs_cpu_result {
+	/* -1 collects threads that could not be pinned. */
+	int cpu;
+	unsigned int workers;
+	unsigned int storm_threads;
+	uint64_t ops;
+	struct hs_hist_snapshot alloc;
+	struct hs_hist_snapshot free;
+};
+
+/* One point of the time series, taken every sample interval. */
+struct hs_sample {
+	double t;
+	/* Operations so far: by every thread, and by workers alone. */
+	uint64_t ops;
+	uint64_t worker_ops;
+	double ops_per_s;
+	size_t allocated_bytes;
+	size_t cached_bytes;
+	unsigned int waiters;
+	uint64_t alloc_p50_ns;
+	uint64_t alloc_p99_ns;
+	uint64_t free_p99_ns;
+};
+
+struct hs_chunk {
+	size_t offset;
+	size_t bytes;
+	enum k_heap_chunk_state state;
+	int cpu;
+};
+
+#define HS_CHUNK_STATES 4
+
+/* The heap as k_heap_walk saw it when the run stopped, before cleanup. */
+struct hs_heap_map {
+	bool available;
+	/* Out of memory while recording the walk: some chunks are missing. */
+	bool truncated;
+	char unavailable_reason[96];
+	struct hs_chunk *chunks;
+	size_t count;
+	size_t cap;
+	size_t region_bytes;
+	size_t state_bytes[HS_CHUNK_STATES];
+	size_t state_chunks[HS_CHUNK_STATES];
+	size_t largest_free;
+	int max_cpu;
+};
+
+struct hs_check {
+	const char *name;
+	bool passed;
+	char detail[192];
+};
+
+struct hs_result {
+	const struct hs_options *opt;
+	uint64_t seed;
+	bool passed;
+	double elapsed_s;
+	unsigned int workers;
+	unsigned int storm_threads;
+	unsigned int unpinned;
+	size_t heap_bytes;
+	size_t initial_free;
+	size_t worker_budget;
+	size_t storm_block;
+	struct hs_counts worker_counts;
+	struct hs_counts storm_counts;
+	struct hs_counts total;
+	struct hs_cpu_result *cpus;
+	unsigned int ncpus;
+	struct hs_hist_snapshot alloc;
+	struct hs_hist_snapshot free;
+	struct hs_hist_snapshot realloc;
+	struct hs_hist_snapshot wait;
+	struct hs_sample *samples;
+	size_t nsamples;
+	size_t samples_cap;
+	struct hs_heap_map map;
+	bool have_stop_stats;
+	struct sys_memory_stats at_stop;
+	size_t peak_allocated;
+	double mean_used_fraction;
+	struct k_heap_counters counters;
+	unsigned int validations;
+	unsigned int validation_failures;
+	double validate_max_ms;
+	struct hs_check checks[HS_MAX_CHECKS];
+	unsigned int nchecks;
+	struct hs_failures *failures;
+};
+
+#endif
