@@ -80,6 +80,8 @@ struct z_heap {
 	chunkid_t end_chunk;
 	uint32_t avail_buckets;
 	uint32_t header_bytes;
+	/* An enum sys_heap_hardening; see heap/hardening.c. */
+	uint32_t hardening;
 	/* Chunk id of the owning k_heap's control block, 0 for a plain heap. */
 	chunkid_t owner_control;
 	uint32_t bucket_count;

@@ -78,7 +78,8 @@ static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint3
 	}
 }
 
-static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units)
+static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
+		    size_t bytes)
 {
 	struct z_heap *h = control_heap(ctl);
 	size_t block_bytes = chunksz_to_bytes(h, units);
@@ -105,9 +106,13 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 				z_heap_free_chunk(h, c);
 				break;
 			}
+			if (z_heap_has_trailers(h))
+				z_heap_poison(h, c);
 			push_block(h, cache, c, units);
 		}
 	}
+	if (first != 0 && z_heap_has_trailers(h))
+		z_heap_write_trailer(h, first, bytes);
 	kheap_spin_unlock(&ctl->lock);
 	cache->counters.refills++;
 	return first == 0 ? NULL : chunk_mem(h, first);
@@ -139,6 +144,28 @@ static struct k_heap_control *lock_cpu_slot(struct k_heap *h, uint32_t *slot)
 	return NULL;
 }
 
+/*
+ * FULL hardening: a block leaving a cache must still hold the poison it got
+ * when it was freed (past its cache links); if it does not, someone wrote to
+ * it after freeing it. Such a block is kept out of circulation (leaked, still
+ * USED) and the caller takes the global path. Called with the slot lock
+ * held; drops it.
+ */
+static void *hand_out_cached(struct k_heap *h, uint32_t slot, struct z_heap *z, chunkid_t c,
+			     size_t bytes)
+{
+	if (!z_heap_poison_intact(z, c, 2 * sizeof(uint32_t))) {
+		kheap_spin_unlock(kheap_slot_lock(slot));
+		kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, h, chunk_mem(z, c),
+				  "a freed block was written while it sat in a per-CPU cache "
+				  "(use after free)");
+		return NULL;
+	}
+	z_heap_write_trailer(z, c, bytes);
+	kheap_spin_unlock(kheap_slot_lock(slot));
+	return chunk_mem(z, c);
+}
+
 void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
 {
 	struct k_heap_control *ctl;
@@ -154,9 +181,13 @@ void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
 		return NULL;
 	z = control_heap(ctl);
 	cache = &ctl->cpus[slot];
-	units = bytes_to_chunksz(z, bytes);
+	units = z_heap_request_units(z, bytes);
 	if (units < ctl->min_class_units)
 		units = ctl->min_class_units;
+	if (units > ctl->max_class_units) {
+		kheap_spin_unlock(kheap_slot_lock(slot));
+		return NULL;
+	}
 	cls = &cache->classes[units];
 	c = cls->head;
 	if (__builtin_expect(c != 0, 1)) {
@@ -186,11 +217,13 @@ void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
 		cache->cached_bytes -= chunksz_to_bytes(z, units);
 		cache->counters.hits++;
 		z_heap_mark_uncached(z, c);
+		if (z_heap_has_trailers(z))
+			return hand_out_cached(h, slot, z, c, bytes);
 		kheap_spin_unlock(kheap_slot_lock(slot));
 		return chunk_mem(z, c);
 	}
 	cache->counters.misses++;
-	mem = refill(ctl, cache, units);
+	mem = refill(ctl, cache, units, bytes);
 	kheap_spin_unlock(kheap_slot_lock(slot));
 	return mem;
 }
@@ -238,11 +271,22 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
 			goto out;
 	}
+	if (z_heap_has_trailers(z))
+		z_heap_poison(z, c);
 	push_block(z, cache, c, units);
 	result = KHEAP_CACHE_FREE_DONE;
 out:
 	kheap_spin_unlock(kheap_slot_lock(slot));
 	return result;
+}
+
+void kheap_cache_release_all_locked(struct k_heap_control *ctl)
+{
+	struct z_heap *h = control_heap(ctl);
+
+	for (uint32_t i = 0; i < ctl->cpu_count; i++)
+		for (uint32_t units = ctl->min_class_units; units <= ctl->max_class_units; units++)
+			release_class(h, &ctl->cpus[i], units, UINT32_MAX);
 }
 
 void kheap_cache_drain_all(struct k_heap_control *ctl)

@@ -16,6 +16,49 @@
 
 #include "heap/chunk.h"
 
+#ifndef KHEAP_DEFAULT_HARDENING
+#define KHEAP_DEFAULT_HARDENING SYS_HEAP_HARDENING_BASIC
+#endif
+
+/* Bytes of the FULL-level trailer after each block (hardening.c). */
+#define Z_HEAP_TRAILER_BYTES 8u
+
+static inline bool z_heap_has_trailers(const struct z_heap *h)
+{
+	return h->hardening >= SYS_HEAP_HARDENING_FULL;
+}
+
+/* Units a request of `bytes` occupies at this heap's hardening level. */
+static inline uint32_t z_heap_request_units(const struct z_heap *h, size_t bytes)
+{
+	return bytes_to_chunksz(h, bytes + (z_heap_has_trailers(h) ? Z_HEAP_TRAILER_BYTES : 0));
+}
+
+/* Largest request the heap could describe, trailer included. */
+static inline size_t z_heap_max_request(const struct z_heap *h)
+{
+	return max_request_bytes(h) - Z_HEAP_TRAILER_BYTES;
+}
+
+void z_heap_write_trailer(struct z_heap *h, chunkid_t c, size_t bytes);
+bool z_heap_trailer_intact(const struct z_heap *h, chunkid_t c, size_t *requested);
+void z_heap_poison(struct z_heap *h, chunkid_t c);
+bool z_heap_poison_intact(const struct z_heap *h, chunkid_t c, size_t skip);
+/* Raises KHEAP_FAULT_CORRUPT_HEAP if any invariant is broken (EXTREME). */
+void z_heap_extreme_check(const struct z_heap *h);
+
+/* Bytes the user of a live block may use: the requested size when the heap
+ * keeps trailers, else the chunk's usable size.
+ */
+static inline size_t z_heap_block_bytes(const struct z_heap *h, chunkid_t c)
+{
+	size_t requested;
+
+	if (z_heap_has_trailers(h) && z_heap_trailer_intact(h, c, &requested))
+		return requested;
+	return chunksz_to_bytes(h, chunk_size(h, c));
+}
+
 /* Reports a fault through the installed handler (fault.c). */
 void kheap_raise_fault(enum kheap_fault fault, const void *heap, const void *ptr,
 		       const char *detail);
@@ -52,6 +95,10 @@ static inline enum kheap_fault z_heap_check_owned_block(const struct z_heap *h, 
 		return KHEAP_FAULT_INTERIOR_POINTER;
 	}
 	c = mem_to_chunk(h, mem);
+	if (__builtin_expect(h->hardening == SYS_HEAP_HARDENING_NONE, 0)) {
+		*chunk = c;
+		return 0;
+	}
 	size = chunk_size(h, c);
 	if (size == 0 || size > h->end_chunk - c) {
 		*detail = "no block header at pointer (interior pointer, or header overwritten)";
@@ -68,6 +115,10 @@ static inline enum kheap_fault z_heap_check_owned_block(const struct z_heap *h, 
 	if (left_size(h, c + size) != size) {
 		*detail =
 		    "the header after this block was overwritten (write past the block's end?)";
+		return KHEAP_FAULT_HEADER_OVERWRITTEN;
+	}
+	if (z_heap_has_trailers(h) && !z_heap_trailer_intact(h, c, NULL)) {
+		*detail = "the block was written past the size it was allocated with";
 		return KHEAP_FAULT_HEADER_OVERWRITTEN;
 	}
 	*chunk = c;

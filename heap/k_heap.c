@@ -417,7 +417,7 @@ void *k_heap_realloc(struct k_heap *h, void *ptr, size_t bytes, k_timeout_t time
 	kheap_spin_lock(&ctl->lock);
 	fault = z_heap_check_block(z, ptr, &c, &detail);
 	if (fault == 0) {
-		old_bytes = chunksz_to_bytes(z, chunk_size(z, c));
+		old_bytes = z_heap_block_bytes(z, c);
 		mem = z_heap_realloc_chunk(z, c, 0, bytes);
 		if (mem != NULL && ctl->waitq.head != NULL)
 			served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
@@ -461,7 +461,7 @@ size_t k_heap_usable_size(struct k_heap *h, void *mem)
 		kheap_spin_lock(&ctl->lock);
 		fault = z_heap_check_block(z, mem, &c, &detail);
 		if (fault == 0)
-			bytes = chunksz_to_bytes(z, chunk_size(z, c));
+			bytes = z_heap_block_bytes(z, c);
 		kheap_spin_unlock(&ctl->lock);
 		if (fault != 0)
 			kheap_raise_fault(fault, h, mem, detail);
@@ -512,6 +512,29 @@ static int with_quiesced(struct k_heap *h, int (*fn)(struct k_heap_control *ctl,
 	}
 	urcu_bp_read_unlock();
 	return rc;
+}
+
+static int set_hardening_quiesced(struct k_heap_control *ctl, void *arg)
+{
+	enum sys_heap_hardening level = *(enum sys_heap_hardening *)arg;
+	struct z_heap *z = control_heap(ctl);
+
+	if (z->allocated_bytes != kheap_cache_bytes(ctl) || ctl->waitq.head != NULL ||
+	    kheap_load_uint(&ctl->waiter_count) != 0)
+		return -EBUSY;
+	/* Cached blocks were laid out for the old level: return them all. */
+	kheap_cache_release_all_locked(ctl);
+	z->hardening = level;
+	if (level == SYS_HEAP_HARDENING_EXTREME)
+		kheap_store_release_uint(&ctl->owner->cache_percent, 0);
+	return 0;
+}
+
+int k_heap_set_hardening(struct k_heap *h, enum sys_heap_hardening level)
+{
+	if ((unsigned int)level > SYS_HEAP_HARDENING_EXTREME)
+		return -EINVAL;
+	return with_quiesced(h, set_hardening_quiesced, &level);
 }
 
 static int fill_stats(struct k_heap_control *ctl, void *arg)

@@ -173,6 +173,9 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem);
 /* Returns every cached block to the global heap (takes the locks itself). */
 void kheap_cache_drain_all(struct k_heap_control *ctl);
 
+/* With every lock held: returns every cached block to the global heap. */
+void kheap_cache_release_all_locked(struct k_heap_control *ctl);
+
 /* With every lock held: checks every cached block; false with *why on error. */
 bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_totals *totals,
 			   const char **why);
@@ -196,5 +199,14 @@ int k_heap_stats_reset_max_owned(struct sys_heap *heap);
  */
 size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap);
 void kheap_wake_served(uint32_t **wake, size_t count);
+
+/*
+ * Fork support (fork.c), for pthread_atfork handlers of a process that keeps
+ * using the READY heap `h` in the child: prepare takes urcu-bp's fork locks,
+ * every slot lock and h's heap lock; parent and child release them.
+ */
+void kheap_fork_prepare(struct k_heap *h);
+void kheap_fork_parent(struct k_heap *h);
+void kheap_fork_child(struct k_heap *h);
 
 #endif

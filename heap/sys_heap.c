@@ -18,6 +18,35 @@
 #include "heap/heap_internal.h"
 #include "heap/heap_testing.h"
 
+/* Whether chunk c's header agrees with both neighbours' headers. */
+static bool fits_between_neighbours(const struct z_heap *h, chunkid_t c)
+{
+	uint32_t size = chunk_size(h, c);
+	chunkid_t left;
+
+	if (size < min_chunk_size(h) || size > h->end_chunk - c || left_size(h, c + size) != size ||
+	    left_size(h, c) == 0 || left_size(h, c) > c)
+		return false;
+	left = left_chunk(h, c);
+	return chunk_size(h, left) == c - left;
+}
+
+/* Whether chunk c has every mark of a chunk in the free lists. */
+static bool looks_like_free_chunk(const struct z_heap *h, chunkid_t c)
+{
+	chunkid_t prev, next;
+
+	if (c < first_block_chunk(h) || c >= h->end_chunk || chunk_flags(h, c) != 0 ||
+	    !fits_between_neighbours(h, c))
+		return false;
+	prev = prev_free_chunk(h, c);
+	next = next_free_chunk(h, c);
+	if (prev < first_block_chunk(h) || prev >= h->end_chunk || next < first_block_chunk(h) ||
+	    next >= h->end_chunk)
+		return false;
+	return next_free_chunk(h, prev) == c && prev_free_chunk(h, next) == c;
+}
+
 static void free_list_remove(struct z_heap *h, chunkid_t c)
 {
 	unsigned int b = bucket_index(chunk_size(h, c));
@@ -80,16 +109,30 @@ static void merge_chunks(struct z_heap *h, chunkid_t left, chunkid_t right)
 }
 
 /* Returns an unused chunk to the free lists, merging with free neighbours. */
+/* MODERATE and above: a free neighbour is checked before it is unlinked and
+ * merged; a damaged one is left alone (and reported) rather than followed.
+ */
+static bool mergeable(struct z_heap *h, chunkid_t neighbour)
+{
+	if (chunk_used(h, neighbour))
+		return false;
+	if (h->hardening < SYS_HEAP_HARDENING_MODERATE || looks_like_free_chunk(h, neighbour))
+		return true;
+	kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, NULL, chunk_mem(h, neighbour),
+			  "a free neighbour's header or links were overwritten; not merging");
+	return false;
+}
+
 static void release_chunk(struct z_heap *h, chunkid_t c)
 {
 	chunkid_t right = right_chunk(h, c);
 	chunkid_t left = left_chunk(h, c);
 
-	if (!chunk_used(h, right)) {
+	if (mergeable(h, right)) {
 		free_list_remove(h, right);
 		merge_chunks(h, c, right);
 	}
-	if (!chunk_used(h, left)) {
+	if (mergeable(h, left)) {
 		free_list_remove(h, left);
 		merge_chunks(h, left, c);
 		c = left;
@@ -109,35 +152,6 @@ static void trim_chunk(struct z_heap *h, chunkid_t c, uint32_t units)
 	split_chunk(h, c, tail);
 	set_chunk_flags(h, tail, 0);
 	release_chunk(h, tail);
-}
-
-/* Whether chunk c's header agrees with both neighbours' headers. */
-static bool fits_between_neighbours(const struct z_heap *h, chunkid_t c)
-{
-	uint32_t size = chunk_size(h, c);
-	chunkid_t left;
-
-	if (size < min_chunk_size(h) || size > h->end_chunk - c || left_size(h, c + size) != size ||
-	    left_size(h, c) == 0 || left_size(h, c) > c)
-		return false;
-	left = left_chunk(h, c);
-	return chunk_size(h, left) == c - left;
-}
-
-/* Whether chunk c has every mark of a chunk in the free lists. */
-static bool looks_like_free_chunk(const struct z_heap *h, chunkid_t c)
-{
-	chunkid_t prev, next;
-
-	if (c < first_block_chunk(h) || c >= h->end_chunk || chunk_flags(h, c) != 0 ||
-	    !fits_between_neighbours(h, c))
-		return false;
-	prev = prev_free_chunk(h, c);
-	next = next_free_chunk(h, c);
-	if (prev < first_block_chunk(h) || prev >= h->end_chunk || next < first_block_chunk(h) ||
-	    next >= h->end_chunk)
-		return false;
-	return next_free_chunk(h, prev) == c && prev_free_chunk(h, next) == c;
 }
 
 /*
@@ -213,14 +227,24 @@ chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units)
 	return c;
 }
 
+/* Finishes an allocation of `bytes` in chunk c at the heap's hardening. */
+static void *hand_out(struct z_heap *h, chunkid_t c, size_t bytes)
+{
+	if (z_heap_has_trailers(h))
+		z_heap_write_trailer(h, c, bytes);
+	if (h->hardening == SYS_HEAP_HARDENING_EXTREME)
+		z_heap_extreme_check(h);
+	return chunk_mem(h, c);
+}
+
 void *z_heap_alloc(struct z_heap *h, size_t bytes)
 {
 	chunkid_t c;
 
-	if (bytes == 0 || bytes > max_request_bytes(h))
+	if (bytes == 0 || bytes > z_heap_max_request(h))
 		return NULL;
-	c = z_heap_alloc_exact(h, bytes_to_chunksz(h, bytes));
-	return c == 0 ? NULL : chunk_mem(h, c);
+	c = z_heap_alloc_exact(h, z_heap_request_units(h, bytes));
+	return c == 0 ? NULL : hand_out(h, c, bytes);
 }
 
 void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
@@ -233,7 +257,7 @@ void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
 		return NULL;
 	if (align <= CHUNK_UNIT)
 		return z_heap_alloc(h, bytes);
-	if (bytes == 0 || bytes > max_request_bytes(h) || align > max_request_bytes(h))
+	if (bytes == 0 || bytes > z_heap_max_request(h) || align > max_request_bytes(h))
 		return NULL;
 
 	/* An aligned start lies within align - 8 bytes of any chunk's memory;
@@ -241,7 +265,7 @@ void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
 	 * chunk, the next aligned start (one `align` further) is used, so the
 	 * worst case pads by align/8 + min_chunk_size - 1 units.
 	 */
-	body = bytes_to_chunksz(h, bytes);
+	body = z_heap_request_units(h, bytes);
 	align_units = (uint32_t)(align / CHUNK_UNIT);
 	padded = body + align_units + min_chunk_size(h) - 1;
 	start = find_free_chunk(h, padded);
@@ -260,14 +284,18 @@ void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
 	set_chunk_flags(h, c, CHUNK_USED);
 	trim_chunk(h, c, body);
 	note_allocated(h, c);
-	return chunk_mem(h, c);
+	return hand_out(h, c, bytes);
 }
 
 void z_heap_free_chunk(struct z_heap *h, chunkid_t c)
 {
 	h->allocated_bytes -= chunksz_to_bytes(h, chunk_size(h, c));
+	if (z_heap_has_trailers(h))
+		z_heap_poison(h, c);
 	set_chunk_flags(h, c, 0);
 	release_chunk(h, c);
+	if (h->hardening == SYS_HEAP_HARDENING_EXTREME)
+		z_heap_extreme_check(h);
 }
 
 size_t z_heap_largest_free_bytes(const struct z_heap *h)
@@ -294,18 +322,18 @@ void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t b
 	chunkid_t right;
 	void *moved;
 
-	if ((align & (align - 1)) != 0 || bytes > max_request_bytes(h))
+	if ((align & (align - 1)) != 0 || bytes > z_heap_max_request(h))
 		return NULL;
 	if (align > CHUNK_UNIT && ((uintptr_t)old_mem & (align - 1)) != 0)
 		goto move;
 
-	units = bytes_to_chunksz(h, bytes);
+	units = z_heap_request_units(h, bytes);
 	have = chunk_size(h, c);
 	if (units <= have) {
 		h->allocated_bytes -= chunksz_to_bytes(h, have);
 		trim_chunk(h, c, units);
 		note_allocated(h, c);
-		return old_mem;
+		return hand_out(h, c, bytes);
 	}
 	right = c + have;
 	if (!chunk_used(h, right) && have + chunk_size(h, right) >= units) {
@@ -314,7 +342,7 @@ void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t b
 		merge_chunks(h, c, right);
 		trim_chunk(h, c, units);
 		note_allocated(h, c);
-		return old_mem;
+		return hand_out(h, c, bytes);
 	}
 
 move:
@@ -322,7 +350,7 @@ move:
 	if (moved == NULL)
 		return NULL;
 	{
-		size_t keep = chunksz_to_bytes(h, chunk_size(h, c));
+		size_t keep = z_heap_block_bytes(h, c);
 
 		memcpy(moved, old_mem, keep < bytes ? keep : bytes);
 	}
@@ -350,7 +378,7 @@ enum kheap_fault z_heap_check_block(const struct z_heap *h, const void *mem, chu
 			  "merging, or an overwritten header)";
 		return KHEAP_FAULT_INTERIOR_POINTER;
 	}
-	if (fault != 0)
+	if (fault != 0 || h->hardening == SYS_HEAP_HARDENING_NONE)
 		return fault;
 	c = *chunk;
 	left = left_size(h, c) <= c ? left_chunk(h, c) : c;
@@ -429,6 +457,7 @@ int z_heap_format(struct sys_heap *heap, void *mem, size_t bytes, int force_smal
 	h->magic = Z_HEAP_MAGIC;
 	h->end_chunk = end_chunk;
 	h->header_bytes = header_bytes;
+	h->hardening = KHEAP_DEFAULT_HARDENING;
 	h->bucket_count = bucket_count;
 
 	set_left_size(h, 0, 0);
@@ -533,5 +562,5 @@ size_t sys_heap_usable_size(struct sys_heap *heap, void *mem)
 
 	if (mem == NULL || !checked_chunk(heap, mem, &c))
 		return 0;
-	return chunksz_to_bytes(heap->heap, chunk_size(heap->heap, c));
+	return z_heap_block_bytes(heap->heap, c);
 }

@@ -151,6 +151,13 @@ void k_heap_free(struct k_heap *h, void *mem);
 /* Usable bytes of a block the caller holds. Never blocks. */
 size_t k_heap_usable_size(struct k_heap *h, void *mem);
 
+/*
+ * Sets the hardening level (see sys_heap.h) while no user holds a block and
+ * nobody waits: drains the caches first. Returns 0, -EBUSY, or -EINVAL.
+ * EXTREME turns the per-CPU caches off for good. Never blocks.
+ */
+int k_heap_set_hardening(struct k_heap *h, enum sys_heap_hardening level);
+
 /* Stats with user-held and cached bytes reported apart. 0 or -EINVAL. */
 int k_heap_runtime_stats_get(struct k_heap *h, struct sys_memory_stats *stats);
 

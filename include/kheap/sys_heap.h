@@ -140,6 +140,47 @@ void sys_heap_stress_seeded(void *(*alloc_fn)(void *arg, size_t bytes),
 /* Prints bucket occupancy and totals to stdout; with dump_chunks, every chunk. */
 void sys_heap_print_info(struct sys_heap *heap, bool dump_chunks);
 
+/*
+ * How much checking a heap does, cheapest first. Each level includes the
+ * ones before it.
+ *   NONE      a freed pointer must lie inside the heap at a chunk boundary;
+ *             nothing else is checked (misuse can corrupt the heap).
+ *   BASIC     the default: O(1) checks of the block's header and the next
+ *             header at every free and realloc (double free, interior
+ *             pointer, overrun into the next header), and of every free
+ *             chunk before it is split or handed out.
+ *   MODERATE  also checks a free neighbour's header and links before
+ *             merging with it at free.
+ *   FULL      also a trailer after each block that records its requested
+ *             size and is checked at free (any write past the requested size
+ *             is caught, not only one that reaches the next header); freed
+ *             memory is filled with 0xdb, and a block reused from a per-CPU
+ *             cache must still hold that fill (a write after free is caught).
+ *             usable_size then reports the requested size. Costs 8 bytes per
+ *             block and a fill of every freed block.
+ *   EXTREME   also validates the whole heap after every operation, and
+ *             turns a k_heap's per-CPU caches off.
+ * The build-time default is KHEAP_DEFAULT_HARDENING (BASIC).
+ */
+enum sys_heap_hardening {
+	SYS_HEAP_HARDENING_NONE,
+	SYS_HEAP_HARDENING_BASIC,
+	SYS_HEAP_HARDENING_MODERATE,
+	SYS_HEAP_HARDENING_FULL,
+	SYS_HEAP_HARDENING_EXTREME,
+};
+
+/*
+ * Sets the hardening level of a heap that holds no blocks. Returns 0,
+ * -EBUSY while blocks are allocated (the level decides their layout), or
+ * -EINVAL for an unknown level or an uninitialised heap. On a k_heap's inner
+ * heap this acts as k_heap_set_hardening.
+ */
+int sys_heap_set_hardening(struct sys_heap *heap, enum sys_heap_hardening level);
+
+/* The heap's hardening level (NONE for an uninitialised heap). */
+enum sys_heap_hardening sys_heap_get_hardening(struct sys_heap *heap);
+
 /* Fills `stats`. Returns 0, or -EINVAL for a NULL or uninitialised heap. */
 int sys_heap_runtime_stats_get(struct sys_heap *heap, struct sys_memory_stats *stats);
 
