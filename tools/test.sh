@@ -42,6 +42,10 @@ run_check() {
 }
 
 run_check install bash tools/check_install.sh
+# A short soak: heapstress under AddressSanitizer, every workload, fixed seed.
+# (docs/RELIABILITY.md has the long form.)
+run_check heapstress-asan-soak bazel run --config=asan //tools:heapstress -- \
+	--duration 5 --seed 20261125 --quiet
 
 if ! python3 tools/count_tests.py "${testlogs[@]}" "${checks[@]}"; then
 	status=1
