@@ -31,6 +31,8 @@
  * Callers must not hold any of these locks around fork(), which is the case
  * for any code outside an allocator call.
  */
+/* liburcu's Arm headers use clock_gettime, which -std=c11 hides. */
+#define _POSIX_C_SOURCE 200809L
 #include <urcu/urcu-bp.h>
 
 #include "heap/k_heap_internal.h"

@@ -5,6 +5,9 @@
 # something is missing.
 set -euo pipefail
 
+# Cross compilers, qemu-user and Arm libraries for --config=aarch64/armv7.
+bash "$(dirname "$0")/setup_cross.sh"
+
 packages=(
 	bazel-bootstrap
 	bazel-rules-java

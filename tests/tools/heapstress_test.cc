@@ -210,6 +210,21 @@ std::string Binary()
 	return std::string(getenv("TEST_SRCDIR")) + "/kheap/tools/heapstress/heapstress";
 }
 
+// The command line that starts the tool: empty natively; under a cross
+// build, the emulator (and its options) that runs target binaries, from
+// KHEAP_TEST_LAUNCHER (words separated by spaces), set per config in .bazelrc.
+std::vector<std::string> ToolCommand()
+{
+	std::vector<std::string> words;
+	if (const char *launcher = getenv("KHEAP_TEST_LAUNCHER")) {
+		std::istringstream in(launcher);
+		for (std::string word; in >> word;)
+			words.push_back(word);
+	}
+	words.push_back(Binary());
+	return words;
+}
+
 std::string TempPath(const std::string &name)
 {
 	const char *dir = getenv("TEST_TMPDIR");
@@ -230,7 +245,7 @@ RunResult RunTool(const std::vector<std::string> &args)
 	RunResult r;
 	std::string out_path = TempPath("out." + std::to_string(++serial));
 	std::string err_path = TempPath("err." + std::to_string(serial));
-	std::vector<std::string> full = {Binary()};
+	std::vector<std::string> full = ToolCommand();
 	full.insert(full.end(), args.begin(), args.end());
 	std::vector<char *> argv;
 	for (auto &a : full) {
@@ -246,7 +261,7 @@ RunResult RunTool(const std::vector<std::string> &args)
 	posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(),
 					 O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	pid_t pid;
-	int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+	int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
 	posix_spawn_file_actions_destroy(&actions);
 	EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
 	if (rc != 0) {
@@ -609,13 +624,18 @@ TEST(Heapstress, CachesOffAndTinyHeapsStillAddUp)
 TEST(Heapstress, TerminalGetsALiveProgressLine)
 {
 	int master = -1;
-	std::string bin = Binary();
+	std::vector<std::string> command = ToolCommand();
+	for (const char *arg : {"--duration", "1.2", "--seed", "41", "--workload", "random,prodcons"})
+		command.push_back(arg);
+	std::vector<char *> argv;
+	for (auto &word : command)
+		argv.push_back(&word[0]);
+	argv.push_back(nullptr);
 	pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
 
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
-		execl(bin.c_str(), bin.c_str(), "--duration", "1.2", "--seed", "41", "--workload",
-		      "random,prodcons", static_cast<char *>(nullptr));
+		execvp(argv[0], argv.data());
 		_exit(127);
 	}
 	std::string screen;
