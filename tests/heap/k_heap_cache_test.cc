@@ -17,17 +17,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -39,161 +35,12 @@
 
 #include <kheap/kheap.h>
 
+#include "tests/support/test_support.h"
+
 namespace
 {
 
-constexpr std::chrono::milliseconds kStateLimit(20000);
-
-uint64_t TestSeed()
-{
-	const char *env = getenv("KHEAP_TEST_SEED");
-	if (env != nullptr) {
-		return strtoull(env, nullptr, 0);
-	}
-	std::random_device device;
-	return (static_cast<uint64_t>(device()) << 32) ^ device();
-}
-
-std::string SeedTrace(uint64_t seed)
-{
-	return "seed " + std::to_string(seed) +
-	       " (replay with --test_env=KHEAP_TEST_SEED=" + std::to_string(seed) + ")";
-}
-
-uint8_t PatternByte(uint64_t tag, size_t i)
-{
-	uint64_t mixed = (tag + 1) * 0x9e3779b97f4a7c15ull;
-	return static_cast<uint8_t>((mixed >> ((i % 8) * 8)) ^ (i / 8));
-}
-
-void FillPattern(void *mem, size_t bytes, uint64_t tag)
-{
-	uint8_t *p = static_cast<uint8_t *>(mem);
-	for (size_t i = 0; i < bytes; i++) {
-		p[i] = PatternByte(tag, i);
-	}
-}
-
-bool HasPattern(const void *mem, size_t bytes, uint64_t tag)
-{
-	const uint8_t *p = static_cast<const uint8_t *>(mem);
-	for (size_t i = 0; i < bytes; i++) {
-		if (p[i] != PatternByte(tag, i)) {
-			return false;
-		}
-	}
-	return true;
-}
-
-std::mutex g_fault_mutex;
-std::vector<std::string> g_faults;
-
-void RecordFault(enum kheap_fault kind, const void *, const void *, const char *detail)
-{
-	std::lock_guard<std::mutex> lock(g_fault_mutex);
-	g_faults.push_back(std::string(kheap_fault_name(kind)) + ": " + detail);
-}
-
-std::vector<std::string> TakeFaults()
-{
-	std::lock_guard<std::mutex> lock(g_fault_mutex);
-	std::vector<std::string> taken;
-	taken.swap(g_faults);
-	return taken;
-}
-
-struct sys_memory_stats Stats(struct k_heap *h)
-{
-	struct sys_memory_stats stats = {};
-	EXPECT_EQ(k_heap_runtime_stats_get(h, &stats), 0);
-	return stats;
-}
-
-struct k_heap_counters Counters(struct k_heap *h)
-{
-	struct k_heap_counters counters = {};
-	EXPECT_EQ(k_heap_counters_get(h, &counters), 0);
-	return counters;
-}
-
-bool WaitFor(const std::function<bool()> &done)
-{
-	auto deadline = std::chrono::steady_clock::now() + kStateLimit;
-	while (!done()) {
-		if (std::chrono::steady_clock::now() > deadline) {
-			return false;
-		}
-		std::this_thread::sleep_for(std::chrono::microseconds(200));
-	}
-	return true;
-}
-
-/* Aborts the binary if not destroyed within `limit`: a hang is a failure. */
-class Watchdog
-{
-      public:
-	explicit Watchdog(std::string what, std::chrono::seconds limit = std::chrono::seconds(45))
-	    : what_(std::move(what)), thread_([this, limit] { Run(limit); })
-	{
-	}
-
-	~Watchdog()
-	{
-		{
-			std::lock_guard<std::mutex> lock(mutex_);
-			disarmed_ = true;
-		}
-		cv_.notify_all();
-		thread_.join();
-	}
-
-      private:
-	void Run(std::chrono::seconds limit)
-	{
-		std::unique_lock<std::mutex> lock(mutex_);
-		if (!cv_.wait_for(lock, limit, [this] { return disarmed_; })) {
-			fprintf(stderr, "watchdog: %s did not finish within %lld s\n",
-				what_.c_str(), static_cast<long long>(limit.count()));
-			abort();
-		}
-	}
-
-	std::string what_;
-	std::mutex mutex_;
-	std::condition_variable cv_;
-	bool disarmed_ = false;
-	std::thread thread_;
-};
-
-/* Records the first of possibly many failures seen by worker threads. */
-class Failures
-{
-      public:
-	void Add(const std::string &what)
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		if (count_++ == 0) {
-			first_ = what;
-		}
-	}
-
-	int count() const
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		return count_;
-	}
-
-	std::string first() const
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		return first_;
-	}
-
-      private:
-	mutable std::mutex mutex_;
-	int count_ = 0;
-	std::string first_;
-};
+using namespace kheap_test;
 
 std::vector<int> AllowedCpus()
 {
@@ -282,28 +129,6 @@ std::set<int> CachingCpus(const std::vector<Chunk> &chunks)
 	return cpus;
 }
 
-std::vector<void *> AllocUntilRefused(struct k_heap *h, size_t bytes)
-{
-	std::vector<void *> blocks;
-	for (;;) {
-		void *mem = k_heap_alloc(h, bytes, K_NO_WAIT);
-		if (mem == nullptr) {
-			break;
-		}
-		blocks.push_back(mem);
-	}
-	std::sort(blocks.begin(), blocks.end());
-	return blocks;
-}
-
-void FreeAll(struct k_heap *h, std::vector<void *> *blocks)
-{
-	for (void *mem : *blocks) {
-		k_heap_free(h, mem);
-	}
-	blocks->clear();
-}
-
 /* Allocates and frees `count` blocks of `bytes`, leaving them in a cache. */
 void ChurnSmallBlocks(struct k_heap *h, int count, size_t bytes)
 {
@@ -316,14 +141,8 @@ void ChurnSmallBlocks(struct k_heap *h, int count, size_t bytes)
 	FreeAll(h, &blocks);
 }
 
-struct FreeDeleter {
-	void operator()(void *mem) const
-	{
-		free(mem);
-	}
-};
-
-class KHeapCacheTest : public ::testing::Test
+/* A heap per test, run from threads pinned to the first two allowed CPUs. */
+class KHeapCacheTest : public KHeapFixture
 {
       protected:
 	void SetUp() override
@@ -335,40 +154,16 @@ class KHeapCacheTest : public ::testing::Test
 		ASSERT_EQ(
 		    pthread_getaffinity_np(pthread_self(), sizeof(main_affinity_), &main_affinity_),
 		    0);
-		previous_handler_ = kheap_set_fault_handler(RecordFault);
-		handler_installed_ = true;
-		TakeFaults();
+		affinity_saved_ = true;
 	}
 
 	void TearDown() override
 	{
-		if (ready_) {
-			EXPECT_TRUE(sys_heap_validate(&heap_.heap));
-			EXPECT_EQ(k_heap_deinit(&heap_), 0)
-			    << "a block or a waiter outlived the test";
-		}
-		if (handler_installed_) {
-			std::vector<std::string> faults = TakeFaults();
-			EXPECT_TRUE(faults.empty())
-			    << faults.size() << " fault(s), first " << faults[0];
-			kheap_set_fault_handler(previous_handler_);
+		KHeapFixture::TearDown();
+		if (affinity_saved_) {
 			pthread_setaffinity_np(pthread_self(), sizeof(main_affinity_),
 					       &main_affinity_);
 		}
-	}
-
-	bool Init(size_t bytes, unsigned int cache_percent)
-	{
-		region_.reset(static_cast<char *>(aligned_alloc(64, bytes)));
-		bytes_ = bytes;
-		struct k_heap_config config = {cache_percent};
-		int ret = k_heap_init_config(&heap_, region_.get(), bytes, &config);
-		EXPECT_EQ(ret, 0);
-		ready_ = ret == 0;
-		if (ready_) {
-			initial_ = Stats(&heap_);
-		}
-		return ready_;
 	}
 
 	/* Leaves freed blocks of several classes in the caches of both CPUs. */
@@ -385,13 +180,7 @@ class KHeapCacheTest : public ::testing::Test
 
 	std::vector<int> cpus_;
 	cpu_set_t main_affinity_;
-	struct k_heap heap_ = {};
-	std::unique_ptr<char, FreeDeleter> region_;
-	size_t bytes_ = 0;
-	bool ready_ = false;
-	bool handler_installed_ = false;
-	struct sys_memory_stats initial_ = {};
-	kheap_fault_handler_t previous_handler_ = nullptr;
+	bool affinity_saved_ = false;
 };
 
 TEST_F(KHeapCacheTest, FreedBlocksParkInTheFreeingCpusCache)
@@ -435,8 +224,8 @@ TEST_F(KHeapCacheTest, FreesBypassTheCachesWhileSomeoneWaits)
 {
 	ASSERT_TRUE(Init(256 * 1024, 25));
 	ASSERT_TRUE(PinSelf(cpus_[0]));
-	std::vector<void *> blocks = AllocUntilRefused(&heap_, 128);
-	std::vector<void *> filler = AllocUntilRefused(&heap_, 8);
+	FilledHeap filled = FillHeap(&heap_, 128);
+	std::vector<void *> &blocks = filled.blocks;
 	ASSERT_GT(blocks.size(), 100u);
 	Watchdog watchdog("a waiter on another CPU");
 
@@ -445,7 +234,7 @@ TEST_F(KHeapCacheTest, FreesBypassTheCachesWhileSomeoneWaits)
 		EXPECT_TRUE(PinSelf(cpus_[1]));
 		large.store(k_heap_alloc(&heap_, 4096, K_FOREVER));
 	});
-	ASSERT_TRUE(WaitFor([&] { return k_heap_waiter_count(&heap_) == 1; }));
+	ASSERT_TRUE(WaitForWaiters(&heap_, 1));
 
 	/* Too small for the waiter, yet none of it may stay in a cache. */
 	struct sys_memory_stats previous = Stats(&heap_);
@@ -465,7 +254,7 @@ TEST_F(KHeapCacheTest, FreesBypassTheCachesWhileSomeoneWaits)
 	waiter.join();
 	EXPECT_NE(large.load(), nullptr);
 	k_heap_free(&heap_, large.load());
-	FreeAll(&heap_, &filler);
+	FreeAll(&heap_, &filled);
 }
 
 TEST_F(KHeapCacheTest, FreeHandsItsBlockToAWaiterOnAnotherCpu)
@@ -473,9 +262,8 @@ TEST_F(KHeapCacheTest, FreeHandsItsBlockToAWaiterOnAnotherCpu)
 	ASSERT_TRUE(Init(256 * 1024, 25));
 	ASSERT_TRUE(PinSelf(cpus_[0]));
 	ChurnSmallBlocks(&heap_, 40, 128);
-	std::vector<void *> blocks = AllocUntilRefused(&heap_, 128);
-	std::vector<void *> filler = AllocUntilRefused(&heap_, 8);
-	ASSERT_FALSE(blocks.empty());
+	FilledHeap filled = FillHeap(&heap_, 128);
+	ASSERT_FALSE(filled.blocks.empty());
 	struct k_heap_counters before = Counters(&heap_);
 	Watchdog watchdog("a waiter on another CPU");
 
@@ -484,18 +272,17 @@ TEST_F(KHeapCacheTest, FreeHandsItsBlockToAWaiterOnAnotherCpu)
 		EXPECT_TRUE(PinSelf(cpus_[1]));
 		got.store(k_heap_alloc(&heap_, 128, K_FOREVER));
 	});
-	ASSERT_TRUE(WaitFor([&] { return k_heap_waiter_count(&heap_) == 1; }));
+	ASSERT_TRUE(WaitForWaiters(&heap_, 1));
 	size_t cached_before = Stats(&heap_).cached_bytes;
-	k_heap_free(&heap_, blocks.back());
-	blocks.pop_back();
+	k_heap_free(&heap_, filled.blocks.back());
+	filled.blocks.pop_back();
 	waiter.join();
 	EXPECT_NE(got.load(), nullptr);
 	EXPECT_EQ(Counters(&heap_).handoffs - before.handoffs, 1u);
 	EXPECT_LE(Stats(&heap_).cached_bytes, cached_before);
 
 	k_heap_free(&heap_, got.load());
-	FreeAll(&heap_, &blocks);
-	FreeAll(&heap_, &filler);
+	FreeAll(&heap_, &filled);
 }
 
 class KHeapCacheBoundTest : public KHeapCacheTest,
@@ -633,12 +420,7 @@ TEST_F(KHeapCacheTest, ThreadsMigratingMidOperationKeepContentsAndHeapIntact)
 			/* A third float freely; the rest are moved between CPUs. */
 			const bool hops = t % 3 != 0;
 			std::mt19937_64 rng(seed + t);
-			struct Held {
-				void *mem;
-				size_t bytes;
-				uint64_t tag;
-			};
-			std::vector<Held> held;
+			std::vector<TaggedBlock> held;
 			uint64_t tag = static_cast<uint64_t>(t) << 40;
 			for (int op = 0; op < kOps; op++) {
 				if (hops && op % 50 == 0) {
@@ -654,8 +436,8 @@ TEST_F(KHeapCacheTest, ThreadsMigratingMidOperationKeepContentsAndHeapIntact)
 					held.push_back({mem, bytes, tag++});
 				} else if (!held.empty()) {
 					size_t victim = rng() % held.size();
-					Held block = held[victim];
-					if (!HasPattern(block.mem, block.bytes, block.tag)) {
+					TaggedBlock block = held[victim];
+					if (!HasPattern(block)) {
 						failures.Add("contents changed while held");
 					}
 					if (rng() % 4 == 0) {
@@ -679,8 +461,8 @@ TEST_F(KHeapCacheTest, ThreadsMigratingMidOperationKeepContentsAndHeapIntact)
 					held.pop_back();
 				}
 			}
-			for (const Held &block : held) {
-				if (!HasPattern(block.mem, block.bytes, block.tag)) {
+			for (const TaggedBlock &block : held) {
+				if (!HasPattern(block)) {
 					failures.Add("contents changed while held");
 				}
 				k_heap_free(&heap_, block.mem);
@@ -710,15 +492,10 @@ TEST_F(KHeapCacheTest, ProducerOnOneCpuConsumerOnAnother)
 	SCOPED_TRACE(SeedTrace(seed));
 	constexpr int kItems = 60000;
 	constexpr size_t kQueueLimit = 512;
-	struct Item {
-		void *mem;
-		size_t bytes;
-		uint64_t tag;
-	};
 	std::mutex mutex;
 	std::condition_variable not_full;
 	std::condition_variable not_empty;
-	std::deque<Item> queue;
+	std::deque<TaggedBlock> queue;
 	Failures failures;
 	struct k_heap_counters before = Counters(&heap_);
 
@@ -747,7 +524,7 @@ TEST_F(KHeapCacheTest, ProducerOnOneCpuConsumerOnAnother)
 		std::thread consumer([&] {
 			EXPECT_TRUE(PinSelf(cpus_[1]));
 			for (;;) {
-				Item item;
+				TaggedBlock item;
 				{
 					std::unique_lock<std::mutex> lock(mutex);
 					not_empty.wait(lock, [&] { return !queue.empty(); });
@@ -758,7 +535,7 @@ TEST_F(KHeapCacheTest, ProducerOnOneCpuConsumerOnAnother)
 				if (item.mem == nullptr) {
 					break;
 				}
-				if (!HasPattern(item.mem, item.bytes, item.tag)) {
+				if (!HasPattern(item)) {
 					failures.Add("item " + std::to_string(item.tag) +
 						     " changed in transit");
 				}
@@ -789,7 +566,7 @@ TEST_F(KHeapCacheTest, DeinitSucceedsWithFullCachesOnceUsersFreedEverything)
 	ready_ = false;
 
 	struct k_heap_config config = {25};
-	ASSERT_EQ(k_heap_init_config(&heap_, region_.get(), bytes_, &config), 0);
+	ASSERT_EQ(k_heap_init_config(&heap_, region_->start(), bytes_, &config), 0);
 	ready_ = true;
 	struct sys_memory_stats stats = Stats(&heap_);
 	EXPECT_EQ(stats.allocated_bytes, 0u);
@@ -865,8 +642,7 @@ TEST_P(KHeapCacheCountersTest, CountersArePlausible)
 		EXPECT_GT(Counters(&heap_).drains, churned.drains);
 	}
 
-	std::vector<void *> blocks = AllocUntilRefused(&heap_, 4096);
-	std::vector<void *> filler = AllocUntilRefused(&heap_, 8);
+	FilledHeap filled = FillHeap(&heap_, 4096);
 	struct k_heap_counters full = Counters(&heap_);
 	EXPECT_EQ(k_heap_alloc(&heap_, 4096, K_MSEC(5)), nullptr);
 	struct k_heap_counters timed_out = Counters(&heap_);
@@ -877,9 +653,9 @@ TEST_P(KHeapCacheCountersTest, CountersArePlausible)
 		Watchdog watchdog("a waiter counted as a hand-off");
 		std::atomic<void *> got{nullptr};
 		std::thread waiter([&] { got.store(k_heap_alloc(&heap_, 4096, K_FOREVER)); });
-		ASSERT_TRUE(WaitFor([&] { return k_heap_waiter_count(&heap_) == 1; }));
-		k_heap_free(&heap_, blocks.back());
-		blocks.pop_back();
+		ASSERT_TRUE(WaitForWaiters(&heap_, 1));
+		k_heap_free(&heap_, filled.blocks.back());
+		filled.blocks.pop_back();
 		waiter.join();
 		ASSERT_NE(got.load(), nullptr);
 		k_heap_free(&heap_, got.load());
@@ -888,24 +664,21 @@ TEST_P(KHeapCacheCountersTest, CountersArePlausible)
 	EXPECT_EQ(handed.waits - timed_out.waits, 1u);
 	EXPECT_EQ(handed.handoffs - timed_out.handoffs, 1u);
 	EXPECT_EQ(handed.timeouts, timed_out.timeouts);
-	FreeAll(&heap_, &blocks);
-	FreeAll(&heap_, &filler);
+	FreeAll(&heap_, &filled);
 }
 
 INSTANTIATE_TEST_SUITE_P(CachesOnAndOff, KHeapCacheCountersTest, ::testing::Values(25u, 0u),
-			 [](const ::testing::TestParamInfo<unsigned int> &info) {
-				 return info.param != 0 ? "CachesOn" : "CachesOff";
-			 });
+			 CacheSettingName);
 
 TEST_F(KHeapCacheTest, WalkTilesTheRegionAndAgreesWithStats)
 {
 	ASSERT_TRUE(Init(512 * 1024, 25));
 	ParkBlocksOnBothCpus();
 	ASSERT_TRUE(PinSelf(cpus_[0]));
-	std::vector<char *> held;
+	std::vector<uint8_t *> held;
 	for (int i = 0; i < 60; i++) {
 		size_t bytes = i % 3 == 0 ? 3000 + i * 17 : 16 + i * 13;
-		held.push_back(static_cast<char *>(k_heap_alloc(&heap_, bytes, K_NO_WAIT)));
+		held.push_back(static_cast<uint8_t *>(k_heap_alloc(&heap_, bytes, K_NO_WAIT)));
 		ASSERT_NE(held.back(), nullptr);
 	}
 	/* Freed small blocks go to this CPU's cache, freed large ones to the heap. */
@@ -938,8 +711,8 @@ TEST_F(KHeapCacheTest, WalkTilesTheRegionAndAgreesWithStats)
 	/* Each held block is the body of one USED chunk, to its last byte. */
 	size_t header = 0;
 	size_t usable_total = 0;
-	for (char *mem : held) {
-		size_t at = static_cast<size_t>(mem - region_.get());
+	for (uint8_t *mem : held) {
+		size_t at = static_cast<size_t>(mem - region_->start());
 		auto chunk = std::find_if(chunks.begin(), chunks.end(), [at](const Chunk &c) {
 			return c.offset <= at && at < c.offset + c.bytes;
 		});
@@ -971,7 +744,7 @@ TEST_F(KHeapCacheTest, WalkTilesTheRegionAndAgreesWithStats)
 	EXPECT_LE(stats.cached_bytes, cached_total);
 	EXPECT_GE(stats.cached_bytes, cached_total - cached_headers);
 
-	for (char *mem : held) {
+	for (uint8_t *mem : held) {
 		k_heap_free(&heap_, mem);
 	}
 	EXPECT_EQ(Stats(&heap_).allocated_bytes, 0u);

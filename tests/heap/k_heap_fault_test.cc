@@ -9,38 +9,21 @@
 #include <kheap/kheap.h>
 
 #include <atomic>
-#include <chrono>
 #include <thread>
 #include <vector>
+
+#include "tests/support/test_support.h"
 
 namespace
 {
 
-struct Recorded {
-	std::atomic<int> count{0};
-	std::atomic<int> last{0};
-};
-Recorded g_recorded;
-
-void RecordFault(enum kheap_fault fault, const void *, const void *, const char *)
-{
-	g_recorded.last = fault;
-	g_recorded.count++;
-}
+using namespace kheap_test;
 
 class FaultTest : public ::testing::Test
 {
       protected:
-	void SetUp() override
-	{
-		g_recorded.count = 0;
-		previous_ = kheap_set_fault_handler(RecordFault);
-	}
-	void TearDown() override
-	{
-		kheap_set_fault_handler(previous_);
-	}
-	kheap_fault_handler_t previous_;
+	FaultRecorder recorder_;
+	Region region_{64 * 1024};
 };
 
 struct BlockedAlloc {
@@ -58,22 +41,10 @@ void *AllocForever(void *arg)
 	return nullptr;
 }
 
-void WaitForWaiters(struct k_heap *heap, unsigned int count)
-{
-	auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-	while (k_heap_waiter_count(heap) != count) {
-		ASSERT_LT(std::chrono::steady_clock::now(), give_up)
-		    << "waiters never reached " << count;
-		std::this_thread::yield();
-	}
-}
-
-alignas(64) char g_region[64 * 1024];
-
 TEST_F(FaultTest, CancelledWaitersLeaveTheQueueAndOthersAreStillServed)
 {
 	struct k_heap heap;
-	ASSERT_EQ(0, k_heap_init(&heap, g_region, sizeof(g_region)));
+	ASSERT_EQ(0, k_heap_init(&heap, region_.start(), region_.bytes()));
 	// Fill the heap so every request below has to wait.
 	std::vector<void *> filler;
 	for (void *p; (p = k_heap_alloc(&heap, 1024, K_NO_WAIT)) != nullptr;)
@@ -87,7 +58,7 @@ TEST_F(FaultTest, CancelledWaitersLeaveTheQueueAndOthersAreStillServed)
 		requests[i].heap = &heap;
 		requests[i].bytes = 1000;
 		ASSERT_EQ(0, pthread_create(&threads[i], nullptr, AllocForever, &requests[i]));
-		WaitForWaiters(&heap, i + 1);
+		ASSERT_TRUE(WaitForWaiters(&heap, i + 1)) << "waiters never reached " << i + 1;
 	}
 	// Cancel every other waiter while it sleeps.
 	for (int i = 0; i < kWaiters; i += 2) {
@@ -111,11 +82,9 @@ TEST_F(FaultTest, CancelledWaitersLeaveTheQueueAndOthersAreStillServed)
 	for (size_t i = kWaiters / 2; i < filler.size(); i++)
 		k_heap_free(&heap, filler[i]);
 
-	struct sys_memory_stats stats;
-	ASSERT_EQ(0, k_heap_runtime_stats_get(&heap, &stats));
-	EXPECT_EQ(0u, stats.allocated_bytes);
+	EXPECT_EQ(0u, Stats(&heap).allocated_bytes);
 	EXPECT_TRUE(sys_heap_validate(&heap.heap));
-	EXPECT_EQ(0, g_recorded.count.load());
+	ExpectNoFaults();
 	EXPECT_EQ(0, k_heap_deinit(&heap));
 }
 
@@ -131,7 +100,7 @@ TEST_F(FaultTest, SignalsDoNotWakeAWaiterEarlyOrLoseItsBlock)
 	ASSERT_EQ(0, sigaction(SIGUSR2, &action, nullptr));
 
 	struct k_heap heap;
-	ASSERT_EQ(0, k_heap_init(&heap, g_region, sizeof(g_region)));
+	ASSERT_EQ(0, k_heap_init(&heap, region_.start(), region_.bytes()));
 	std::vector<void *> filler;
 	for (void *p; (p = k_heap_alloc(&heap, 4096, K_NO_WAIT)) != nullptr;)
 		filler.push_back(p);
@@ -141,7 +110,7 @@ TEST_F(FaultTest, SignalsDoNotWakeAWaiterEarlyOrLoseItsBlock)
 	request.bytes = 4000;
 	pthread_t thread;
 	ASSERT_EQ(0, pthread_create(&thread, nullptr, AllocForever, &request));
-	WaitForWaiters(&heap, 1);
+	ASSERT_TRUE(WaitForWaiters(&heap, 1)) << "the waiter never blocked";
 	for (int i = 0; i < 200; i++) {
 		ASSERT_EQ(0, pthread_kill(thread, SIGUSR2));
 		std::this_thread::yield();
@@ -162,9 +131,9 @@ TEST_F(FaultTest, SignalsDoNotWakeAWaiterEarlyOrLoseItsBlock)
 
 TEST_F(FaultTest, OverrunIntoAFreeNeighbourFailsTheAllocationInsteadOfCrashing)
 {
-	alignas(8) static char region[16 * 1024];
+	Region region(16 * 1024);
 	struct sys_heap heap;
-	ASSERT_EQ(0, sys_heap_init(&heap, region, sizeof(region)));
+	ASSERT_EQ(0, sys_heap_init(&heap, region.start(), region.bytes()));
 	// a | gap (freed) | b: the gap is a free chunk right after a.
 	char *a = static_cast<char *>(sys_heap_alloc(&heap, 64));
 	void *gap = sys_heap_alloc(&heap, 2000);
@@ -181,12 +150,12 @@ TEST_F(FaultTest, OverrunIntoAFreeNeighbourFailsTheAllocationInsteadOfCrashing)
 	// Only a request that picks that chunk reaches it; it must fail with
 	// a fault, not split garbage.
 	EXPECT_EQ(nullptr, sys_heap_alloc(&heap, 1500));
-	EXPECT_EQ(1, g_recorded.count.load());
-	EXPECT_EQ(KHEAP_FAULT_CORRUPT_HEAP, g_recorded.last.load());
+	std::vector<Fault> faults = TakeFaults();
+	ASSERT_EQ(1u, faults.size());
+	EXPECT_EQ(KHEAP_FAULT_CORRUPT_HEAP, faults[0].kind);
 	// The block that overran is caught when it is freed.
 	sys_heap_free(&heap, a);
-	EXPECT_EQ(2, g_recorded.count.load());
-	EXPECT_EQ(KHEAP_FAULT_HEADER_OVERWRITTEN, g_recorded.last.load());
+	ExpectOneFault(KHEAP_FAULT_HEADER_OVERWRITTEN, &heap, a);
 }
 
 } // namespace

@@ -17,18 +17,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -38,181 +34,15 @@
 
 #include <kheap/kheap.h>
 
+#include "tests/support/test_support.h"
+
 namespace
 {
 
-using Clock = std::chrono::steady_clock;
+using namespace kheap_test;
 
 /* How late a timed wait may return on a shared, noisy machine. */
 constexpr int64_t kLatenessMs = 2000;
-/* How long a test waits for another thread to reach a state it must reach. */
-constexpr std::chrono::milliseconds kStateLimit(20000);
-
-int64_t MicrosSince(Clock::time_point start)
-{
-	return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-}
-
-uint64_t TestSeed()
-{
-	const char *env = getenv("KHEAP_TEST_SEED");
-	if (env != nullptr) {
-		return strtoull(env, nullptr, 0);
-	}
-	std::random_device device;
-	return (static_cast<uint64_t>(device()) << 32) ^ device();
-}
-
-std::string SeedTrace(uint64_t seed)
-{
-	return "seed " + std::to_string(seed) +
-	       " (replay with --test_env=KHEAP_TEST_SEED=" + std::to_string(seed) + ")";
-}
-
-/* A byte pattern that differs between tags at every offset. */
-uint8_t PatternByte(uint64_t tag, size_t i)
-{
-	uint64_t mixed = (tag + 1) * 0x9e3779b97f4a7c15ull;
-	return static_cast<uint8_t>((mixed >> ((i % 8) * 8)) ^ (i / 8));
-}
-
-void FillPattern(void *mem, size_t bytes, uint64_t tag)
-{
-	uint8_t *p = static_cast<uint8_t *>(mem);
-	for (size_t i = 0; i < bytes; i++) {
-		p[i] = PatternByte(tag, i);
-	}
-}
-
-bool HasPattern(const void *mem, size_t bytes, uint64_t tag)
-{
-	const uint8_t *p = static_cast<const uint8_t *>(mem);
-	for (size_t i = 0; i < bytes; i++) {
-		if (p[i] != PatternByte(tag, i)) {
-			return false;
-		}
-	}
-	return true;
-}
-
-bool IsZero(const void *mem, size_t bytes)
-{
-	const uint8_t *p = static_cast<const uint8_t *>(mem);
-	return std::all_of(p, p + bytes, [](uint8_t b) { return b == 0; });
-}
-
-bool IsAligned(const void *mem, size_t align)
-{
-	return reinterpret_cast<uintptr_t>(mem) % align == 0;
-}
-
-struct Fault {
-	enum kheap_fault kind;
-	const void *heap;
-	const void *ptr;
-	std::string detail;
-};
-
-std::mutex g_fault_mutex;
-std::vector<Fault> g_faults;
-
-void RecordFault(enum kheap_fault kind, const void *heap, const void *ptr, const char *detail)
-{
-	std::lock_guard<std::mutex> lock(g_fault_mutex);
-	g_faults.push_back({kind, heap, ptr, detail != nullptr ? detail : ""});
-}
-
-std::vector<Fault> TakeFaults()
-{
-	std::lock_guard<std::mutex> lock(g_fault_mutex);
-	std::vector<Fault> taken;
-	taken.swap(g_faults);
-	return taken;
-}
-
-/* Expects exactly one fault since the last check: `kind` on `heap` for `ptr`. */
-void ExpectOneFault(enum kheap_fault kind, const void *heap, const void *ptr)
-{
-	std::vector<Fault> faults = TakeFaults();
-	ASSERT_EQ(faults.size(), 1u) << "expected one " << kheap_fault_name(kind) << " fault";
-	EXPECT_EQ(faults[0].kind, kind)
-	    << "got " << kheap_fault_name(faults[0].kind) << ": " << faults[0].detail;
-	EXPECT_EQ(faults[0].heap, heap);
-	EXPECT_EQ(faults[0].ptr, ptr);
-}
-
-struct sys_memory_stats Stats(struct k_heap *h)
-{
-	struct sys_memory_stats stats = {};
-	EXPECT_EQ(k_heap_runtime_stats_get(h, &stats), 0);
-	return stats;
-}
-
-struct k_heap_counters Counters(struct k_heap *h)
-{
-	struct k_heap_counters counters = {};
-	EXPECT_EQ(k_heap_counters_get(h, &counters), 0);
-	return counters;
-}
-
-void ExpectSameStats(const struct sys_memory_stats &before, const struct sys_memory_stats &after)
-{
-	EXPECT_EQ(after.free_bytes, before.free_bytes);
-	EXPECT_EQ(after.allocated_bytes, before.allocated_bytes);
-	EXPECT_EQ(after.max_allocated_bytes, before.max_allocated_bytes);
-	EXPECT_EQ(after.cached_bytes, before.cached_bytes);
-}
-
-/* Polls `done` until it holds or kStateLimit passes; true if it held. */
-bool WaitFor(const std::function<bool()> &done)
-{
-	Clock::time_point deadline = Clock::now() + kStateLimit;
-	while (!done()) {
-		if (Clock::now() > deadline) {
-			return false;
-		}
-		std::this_thread::sleep_for(std::chrono::microseconds(200));
-	}
-	return true;
-}
-
-/* Aborts the binary if not destroyed within `limit`: a hang is a failure. */
-class Watchdog
-{
-      public:
-	explicit Watchdog(std::string what, std::chrono::seconds limit = std::chrono::seconds(45))
-	    : what_(std::move(what)), thread_([this, limit] { Run(limit); })
-	{
-	}
-
-	~Watchdog()
-	{
-		{
-			std::lock_guard<std::mutex> lock(mutex_);
-			disarmed_ = true;
-		}
-		cv_.notify_all();
-		thread_.join();
-	}
-
-      private:
-	void Run(std::chrono::seconds limit)
-	{
-		std::unique_lock<std::mutex> lock(mutex_);
-		if (!cv_.wait_for(lock, limit, [this] { return disarmed_; })) {
-			fprintf(stderr,
-				"watchdog: %s did not finish within %lld s (lost wake-up?)\n",
-				what_.c_str(), static_cast<long long>(limit.count()));
-			abort();
-		}
-	}
-
-	std::string what_;
-	std::mutex mutex_;
-	std::condition_variable cv_;
-	bool disarmed_ = false;
-	std::thread thread_;
-};
 
 /* Runs one possibly blocking allocation call on its own thread. */
 class Waiter
@@ -266,57 +96,6 @@ std::unique_ptr<Waiter> StartAlloc(struct k_heap *h, size_t bytes, k_timeout_t t
 	    [h, bytes, timeout] { return k_heap_alloc(h, bytes, timeout); });
 }
 
-bool WaitForWaiters(struct k_heap *h, unsigned int count)
-{
-	return WaitFor([h, count] { return k_heap_waiter_count(h) == count; });
-}
-
-/*
- * A heap filled to the brim: `blocks` of the requested size in address order,
- * then 8-byte `filler` blocks for the tail. The last refused K_NO_WAIT
- * request drained every cache, so no free chunk can serve even 8 bytes.
- */
-struct FilledHeap {
-	std::vector<void *> blocks;
-	std::vector<void *> filler;
-};
-
-std::vector<void *> AllocUntilRefused(struct k_heap *h, size_t bytes)
-{
-	std::vector<void *> blocks;
-	for (;;) {
-		void *mem = k_heap_alloc(h, bytes, K_NO_WAIT);
-		if (mem == nullptr) {
-			break;
-		}
-		blocks.push_back(mem);
-	}
-	std::sort(blocks.begin(), blocks.end());
-	return blocks;
-}
-
-FilledHeap FillHeap(struct k_heap *h, size_t block_bytes)
-{
-	FilledHeap filled;
-	filled.blocks = AllocUntilRefused(h, block_bytes);
-	filled.filler = AllocUntilRefused(h, 8);
-	return filled;
-}
-
-void FreeAll(struct k_heap *h, std::vector<void *> *blocks)
-{
-	for (void *mem : *blocks) {
-		k_heap_free(h, mem);
-	}
-	blocks->clear();
-}
-
-void FreeAll(struct k_heap *h, FilledHeap *filled)
-{
-	FreeAll(h, &filled->blocks);
-	FreeAll(h, &filled->filler);
-}
-
 /* Distance between neighbouring equal-size blocks: their chunk size. */
 ptrdiff_t ChunkStride(const std::vector<void *> &sorted)
 {
@@ -331,9 +110,6 @@ ptrdiff_t ChunkStride(const std::vector<void *> &sorted)
 /* True when sorted[first..first+count-1] lie back to back in memory. */
 bool Adjacent(const std::vector<void *> &sorted, size_t first, size_t count, ptrdiff_t stride)
 {
-	if (first + count > sorted.size()) {
-		return false;
-	}
 	for (size_t i = first + 1; i < first + count; i++) {
 		if (static_cast<char *>(sorted[i]) - static_cast<char *>(sorted[i - 1]) != stride) {
 			return false;
@@ -342,84 +118,45 @@ bool Adjacent(const std::vector<void *> &sorted, size_t first, size_t count, ptr
 	return true;
 }
 
-struct FreeDeleter {
-	void operator()(void *mem) const
-	{
-		free(mem);
-	}
-};
-
-using Region = std::unique_ptr<char, FreeDeleter>;
-
-Region NewRegion(size_t bytes)
+/* The first index from `from` on that starts `count` adjacent blocks, else sorted.size(). */
+size_t FindAdjacent(const std::vector<void *> &sorted, size_t from, size_t count)
 {
-	return Region(static_cast<char *>(aligned_alloc(64, (bytes + 63) / 64 * 64)));
+	ptrdiff_t stride = ChunkStride(sorted);
+	for (size_t first = from; first + count <= sorted.size(); first++) {
+		if (Adjacent(sorted, first, count, stride)) {
+			return first;
+		}
+	}
+	return sorted.size();
 }
 
-class KHeapTest : public ::testing::TestWithParam<unsigned int>
+/* Runs each test with this instance's cache setting. */
+class KHeapTest : public KHeapFixture, public ::testing::WithParamInterface<unsigned int>
 {
       protected:
-	void SetUp() override
-	{
-		previous_handler_ = kheap_set_fault_handler(RecordFault);
-		TakeFaults();
-	}
-
-	void TearDown() override
-	{
-		if (ready_) {
-			EXPECT_TRUE(sys_heap_validate(&heap_.heap));
-			EXPECT_EQ(k_heap_deinit(&heap_), 0)
-			    << "a block or a waiter outlived the test";
-		}
-		std::vector<Fault> left = TakeFaults();
-		EXPECT_TRUE(left.empty())
-		    << left.size() << " unexpected fault(s), first "
-		    << kheap_fault_name(left[0].kind) << ": " << left[0].detail;
-		kheap_set_fault_handler(previous_handler_);
-	}
-
-	/* Formats a fresh region of `bytes` with this run's cache setting. */
 	bool Init(size_t bytes)
 	{
-		region_ = NewRegion(bytes);
-		bytes_ = bytes;
-		struct k_heap_config config = {GetParam()};
-		int ret = k_heap_init_config(&heap_, region_.get(), bytes, &config);
-		EXPECT_EQ(ret, 0);
-		ready_ = ret == 0;
-		if (ready_) {
-			initial_ = Stats(&heap_);
-		}
-		return ready_;
+		return KHeapFixture::Init(bytes, GetParam());
 	}
-
-	struct k_heap heap_ = {};
-	Region region_;
-	size_t bytes_ = 0;
-	bool ready_ = false;
-	/* Stats of the empty heap right after init. */
-	struct sys_memory_stats initial_ = {};
-	kheap_fault_handler_t previous_handler_ = nullptr;
 };
 
 TEST_P(KHeapTest, InitRefusesBadArguments)
 {
-	Region region = NewRegion(64 * 1024);
+	Region region(64 * 1024);
 	struct k_heap h = {};
 	struct k_heap_config config = {GetParam()};
 
-	EXPECT_EQ(k_heap_init(nullptr, region.get(), 64 * 1024), -EINVAL);
+	EXPECT_EQ(k_heap_init(nullptr, region.start(), 64 * 1024), -EINVAL);
 	EXPECT_EQ(k_heap_init(&h, nullptr, 64 * 1024), -EINVAL);
-	EXPECT_EQ(k_heap_init_config(nullptr, region.get(), 64 * 1024, &config), -EINVAL);
+	EXPECT_EQ(k_heap_init_config(nullptr, region.start(), 64 * 1024, &config), -EINVAL);
 	EXPECT_EQ(k_heap_init_config(&h, nullptr, 64 * 1024, &config), -EINVAL);
 	for (size_t tiny : {0, 1, 8, 16}) {
-		EXPECT_EQ(k_heap_init(&h, region.get(), tiny), -EINVAL) << tiny << " bytes";
-		EXPECT_EQ(k_heap_init_config(&h, region.get(), tiny, &config), -EINVAL)
+		EXPECT_EQ(k_heap_init(&h, region.start(), tiny), -EINVAL) << tiny << " bytes";
+		EXPECT_EQ(k_heap_init_config(&h, region.start(), tiny, &config), -EINVAL)
 		    << tiny << " bytes";
 	}
 
-	ASSERT_EQ(k_heap_init_config(&h, region.get(), 64 * 1024, nullptr), 0);
+	ASSERT_EQ(k_heap_init_config(&h, region.start(), 64 * 1024, nullptr), 0);
 	void *mem = k_heap_alloc(&h, 100, K_NO_WAIT);
 	EXPECT_NE(mem, nullptr);
 	k_heap_free(&h, mem);
@@ -513,7 +250,7 @@ TEST_P(KHeapTest, AlignedAllocHonoursPowerOfTwoAlignments)
 		EXPECT_EQ(k_heap_aligned_alloc(&heap_, align, 64, K_MSEC(10)), nullptr)
 		    << "align " << align;
 	}
-	ExpectSameStats(before, Stats(&heap_));
+	EXPECT_EQ(before, Stats(&heap_));
 	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
 	FreeAll(&heap_, &blocks);
 	EXPECT_EQ(Stats(&heap_).allocated_bytes, 0u);
@@ -554,7 +291,7 @@ TEST_P(KHeapTest, CallocZeroesRecycledMemoryAndRefusesOverflow)
 			  nullptr);
 		EXPECT_LT(MicrosSince(start), kLatenessMs * 1000);
 	}
-	ExpectSameStats(before, Stats(&heap_));
+	EXPECT_EQ(before, Stats(&heap_));
 }
 
 TEST_P(KHeapTest, ReallocGrowsAndShrinksKeepingContents)
@@ -595,15 +332,8 @@ TEST_P(KHeapTest, ReallocMovesWhenItCannotGrowInPlace)
 	ASSERT_TRUE(Init(64 * 1024));
 	FilledHeap filled = FillHeap(&heap_, 2000);
 	std::vector<void *> &blocks = filled.blocks;
-	ptrdiff_t stride = ChunkStride(blocks);
-	size_t mover = 0;
-	while (!Adjacent(blocks, mover, 2, stride)) {
-		mover++;
-	}
-	size_t hole = mover + 3;
-	while (!Adjacent(blocks, hole, 2, stride)) {
-		hole++;
-	}
+	size_t mover = FindAdjacent(blocks, 0, 2);
+	size_t hole = FindAdjacent(blocks, mover + 3, 2);
 	ASSERT_LT(hole + 1, blocks.size()) << "no two adjacent blocks after the mover";
 
 	void *old = blocks[mover];
@@ -944,16 +674,9 @@ TEST_P(KHeapTest, ReallocMoveServesWaiters)
 	ASSERT_TRUE(Init(64 * 1024));
 	FilledHeap filled = FillHeap(&heap_, 2000);
 	std::vector<void *> &blocks = filled.blocks;
-	ptrdiff_t stride = ChunkStride(blocks);
 	/* [left][mover][held] back to back, and [shrunk][hole][held] further on. */
-	size_t left = 0;
-	while (!Adjacent(blocks, left, 3, stride)) {
-		left++;
-	}
-	size_t shrunk = left + 4;
-	while (!Adjacent(blocks, shrunk, 3, stride)) {
-		shrunk++;
-	}
+	size_t left = FindAdjacent(blocks, 0, 3);
+	size_t shrunk = FindAdjacent(blocks, left + 4, 3);
 	ASSERT_LT(shrunk + 2, blocks.size()) << "layout not found";
 
 	void *mover = blocks[left + 1];
@@ -1049,7 +772,7 @@ TEST_P(KHeapTest, DoubleFreeIsReportedAndHarmless)
 		EXPECT_EQ(k_heap_realloc(&heap_, mem, bytes * 2, K_NO_WAIT), nullptr);
 		ExpectOneFault(KHEAP_FAULT_DOUBLE_FREE, &heap_, mem);
 
-		ExpectSameStats(before, Stats(&heap_));
+		EXPECT_EQ(before, Stats(&heap_));
 		EXPECT_TRUE(sys_heap_validate(&heap_.heap)) << bytes << " bytes";
 	}
 	k_heap_free(&heap_, neighbour);
@@ -1058,28 +781,28 @@ TEST_P(KHeapTest, DoubleFreeIsReportedAndHarmless)
 TEST_P(KHeapTest, ForeignPointersAreReportedAndHarmless)
 {
 	ASSERT_TRUE(Init(128 * 1024));
-	Region other_region = NewRegion(128 * 1024);
+	Region other_region(128 * 1024);
 	struct k_heap other = {};
 	struct k_heap_config config = {GetParam()};
-	ASSERT_EQ(k_heap_init_config(&other, other_region.get(), 128 * 1024, &config), 0);
+	ASSERT_EQ(k_heap_init_config(&other, other_region.start(), 128 * 1024, &config), 0);
 	void *theirs = k_heap_alloc(&other, 64, K_NO_WAIT);
 	ASSERT_NE(theirs, nullptr);
 	FillPattern(theirs, 64, 11);
 	alignas(16) char on_stack[64];
-	Region from_libc = NewRegion(64);
+	Region from_libc(64);
 	void *mine = k_heap_alloc(&heap_, 64, K_NO_WAIT);
 	ASSERT_NE(mine, nullptr);
 	struct sys_memory_stats before = Stats(&heap_);
 
 	for (void *foreign :
-	     {theirs, static_cast<void *>(on_stack + 16), static_cast<void *>(from_libc.get()),
-	      static_cast<void *>(region_.get() + bytes_ + 64)}) {
+	     {theirs, static_cast<void *>(on_stack + 16), static_cast<void *>(from_libc.start()),
+	      static_cast<void *>(region_->start() + bytes_ + 64)}) {
 		k_heap_free(&heap_, foreign);
 		ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, foreign);
 		EXPECT_EQ(k_heap_realloc(&heap_, foreign, 128, K_NO_WAIT), nullptr);
 		ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, foreign);
 	}
-	ExpectSameStats(before, Stats(&heap_));
+	EXPECT_EQ(before, Stats(&heap_));
 	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
 	EXPECT_TRUE(HasPattern(theirs, 64, 11));
 	EXPECT_TRUE(sys_heap_validate(&other.heap));
@@ -1102,7 +825,7 @@ TEST_P(KHeapTest, InteriorPointersAreReportedAndHarmless)
 			EXPECT_EQ(k_heap_realloc(&heap_, mem + offset, 64, K_NO_WAIT), nullptr);
 			ExpectOneFault(KHEAP_FAULT_INTERIOR_POINTER, &heap_, mem + offset);
 		}
-		ExpectSameStats(before, Stats(&heap_));
+		EXPECT_EQ(before, Stats(&heap_));
 		EXPECT_TRUE(HasPattern(mem, bytes, bytes));
 		EXPECT_TRUE(sys_heap_validate(&heap_.heap));
 		k_heap_free(&heap_, mem);
@@ -1110,7 +833,7 @@ TEST_P(KHeapTest, InteriorPointersAreReportedAndHarmless)
 
 	/* The region's own metadata is in the heap but is no block of it. */
 	struct sys_memory_stats before = Stats(&heap_);
-	void *metadata = region_.get() + 8;
+	void *metadata = region_->start() + 8;
 	k_heap_free(&heap_, metadata);
 	std::vector<Fault> faults = TakeFaults();
 	ASSERT_EQ(faults.size(), 1u);
@@ -1118,7 +841,7 @@ TEST_P(KHeapTest, InteriorPointersAreReportedAndHarmless)
 		    faults[0].kind == KHEAP_FAULT_FOREIGN_POINTER)
 	    << kheap_fault_name(faults[0].kind);
 	EXPECT_EQ(faults[0].ptr, metadata);
-	ExpectSameStats(before, Stats(&heap_));
+	EXPECT_EQ(before, Stats(&heap_));
 }
 
 TEST_P(KHeapTest, InteriorPointerIntoARecycledBlockIsNotADoubleFree)
@@ -1142,7 +865,7 @@ TEST_P(KHeapTest, InteriorPointerIntoARecycledBlockIsNotADoubleFree)
 				  nullptr);
 			ExpectOneFault(KHEAP_FAULT_INTERIOR_POINTER, &heap_, recycled + offset);
 		}
-		ExpectSameStats(before, Stats(&heap_));
+		EXPECT_EQ(before, Stats(&heap_));
 		EXPECT_TRUE(sys_heap_validate(&heap_.heap));
 		k_heap_free(&heap_, recycled);
 		k_heap_free(&heap_, guard);
@@ -1167,7 +890,7 @@ TEST_P(KHeapTest, OverrunHeaderIsReportedAtFree)
 		ExpectOneFault(KHEAP_FAULT_HEADER_OVERWRITTEN, &heap_, mem);
 		memcpy(mem + usable, saved, sizeof(saved));
 
-		ExpectSameStats(before, Stats(&heap_));
+		EXPECT_EQ(before, Stats(&heap_));
 		EXPECT_TRUE(sys_heap_validate(&heap_.heap)) << bytes << " bytes";
 		k_heap_free(&heap_, mem);
 		k_heap_free(&heap_, after);
@@ -1235,49 +958,13 @@ TEST_P(KHeapTest, UseAfterDeinitReachesTheFaultHandler)
 	expect_bad_heap("realloc of a block");
 
 	struct k_heap_config config = {GetParam()};
-	ASSERT_EQ(k_heap_init_config(&heap_, region_.get(), bytes_, &config), 0);
+	ASSERT_EQ(k_heap_init_config(&heap_, region_->start(), bytes_, &config), 0);
 	ready_ = true;
 	mem = k_heap_alloc(&heap_, 100, K_NO_WAIT);
 	EXPECT_NE(mem, nullptr);
 	k_heap_free(&heap_, mem);
 	EXPECT_EQ(Stats(&heap_).allocated_bytes, 0u);
 }
-
-struct Held {
-	void *mem;
-	size_t bytes;
-	uint64_t tag;
-};
-
-/* Records the first of possibly many failures seen by worker threads. */
-class Failures
-{
-      public:
-	void Add(const std::string &what)
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		if (count_++ == 0) {
-			first_ = what;
-		}
-	}
-
-	int count() const
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		return count_;
-	}
-
-	std::string first() const
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		return first_;
-	}
-
-      private:
-	mutable std::mutex mutex_;
-	int count_ = 0;
-	std::string first_;
-};
 
 /* Power-law sizes: mostly small, sometimes up to 4 KiB. */
 size_t RandomSize(std::mt19937_64 &rng)
@@ -1289,7 +976,7 @@ size_t RandomSize(std::mt19937_64 &rng)
 void StressWorker(struct k_heap *h, uint64_t seed, int ops, Failures *failures)
 {
 	std::mt19937_64 rng(seed);
-	std::vector<Held> held;
+	std::vector<TaggedBlock> held;
 	uint64_t next_tag = seed << 24;
 	for (int op = 0; op < ops; op++) {
 		unsigned int action = rng() % 100;
@@ -1328,11 +1015,11 @@ void StressWorker(struct k_heap *h, uint64_t seed, int ops, Failures *failures)
 			FillPattern(mem, bytes, next_tag);
 			held.push_back({mem, bytes, next_tag++});
 		} else if (!held.empty() && action < 70) {
-			Held &block = held[rng() % held.size()];
+			TaggedBlock &block = held[rng() % held.size()];
 			size_t bytes = RandomSize(rng);
 			void *mem = k_heap_realloc(h, block.mem, bytes, K_NO_WAIT);
 			if (mem == nullptr) {
-				if (!HasPattern(block.mem, block.bytes, block.tag)) {
+				if (!HasPattern(block)) {
 					failures->Add("a failed realloc changed the block");
 				}
 				continue;
@@ -1344,7 +1031,7 @@ void StressWorker(struct k_heap *h, uint64_t seed, int ops, Failures *failures)
 			block = {mem, bytes, next_tag++};
 		} else if (!held.empty()) {
 			size_t victim = rng() % held.size();
-			if (!HasPattern(held[victim].mem, held[victim].bytes, held[victim].tag)) {
+			if (!HasPattern(held[victim])) {
 				failures->Add("block contents changed while held");
 			}
 			k_heap_free(h, held[victim].mem);
@@ -1352,8 +1039,8 @@ void StressWorker(struct k_heap *h, uint64_t seed, int ops, Failures *failures)
 			held.pop_back();
 		}
 	}
-	for (const Held &block : held) {
-		if (!HasPattern(block.mem, block.bytes, block.tag)) {
+	for (const TaggedBlock &block : held) {
+		if (!HasPattern(block)) {
 			failures->Add("block contents changed while held");
 		}
 		k_heap_free(h, block.mem);
@@ -1409,10 +1096,7 @@ TEST_P(KHeapTest, ConcurrentStressKeepsContentsStatsAndHeapIntact)
 	EXPECT_EQ(stats.free_bytes, initial_.free_bytes) << "free space did not merge back";
 }
 
-INSTANTIATE_TEST_SUITE_P(CachesOnAndOff, KHeapTest, ::testing::Values(25u, 0u),
-			 [](const ::testing::TestParamInfo<unsigned int> &info) {
-				 return info.param != 0 ? "CachesOn" : "CachesOff";
-			 });
+INSTANTIATE_TEST_SUITE_P(CachesOnAndOff, KHeapTest, ::testing::Values(25u, 0u), CacheSettingName);
 
 K_HEAP_DEFINE(g_static_heap, 128 * 1024);
 K_HEAP_DEFINE(g_contended_first_use_heap, 256 * 1024);
@@ -1446,7 +1130,7 @@ TEST(KHeapDefineTest, FirstUseByManyThreadsAtOnceInitialisesOnce)
 		threads.emplace_back([&, t] {
 			std::mt19937_64 rng(seed + t);
 			pthread_barrier_wait(&start);
-			std::vector<Held> held;
+			std::vector<TaggedBlock> held;
 			for (int round = 0; round < kRounds; round++) {
 				size_t bytes = 1 + rng() % 1024;
 				uint64_t tag = static_cast<uint64_t>(t) << 32 | round;
@@ -1459,15 +1143,14 @@ TEST(KHeapDefineTest, FirstUseByManyThreadsAtOnceInitialisesOnce)
 				FillPattern(mem, bytes, tag);
 				held.push_back({mem, bytes, tag});
 				if (held.size() > 8) {
-					if (!HasPattern(held.front().mem, held.front().bytes,
-							held.front().tag)) {
+					if (!HasPattern(held.front())) {
 						failures.Add("contents changed while held");
 					}
 					k_heap_free(&g_contended_first_use_heap, held.front().mem);
 					held.erase(held.begin());
 				}
 			}
-			for (const Held &block : held) {
+			for (const TaggedBlock &block : held) {
 				k_heap_free(&g_contended_first_use_heap, block.mem);
 			}
 		});

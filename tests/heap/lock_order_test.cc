@@ -10,33 +10,32 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "tests/support/test_support.h"
+
 namespace
 {
 
-constexpr size_t kHeapBytes = 1 << 20;
+using namespace kheap_test;
 
-struct HeapUnderTest {
-	alignas(64) static char regions[2][kHeapBytes];
-	struct k_heap heaps[2];
-};
-alignas(64) char HeapUnderTest::regions[2][kHeapBytes];
+constexpr size_t kHeapBytes = 1 << 20;
 
 TEST(LockOrderTest, EveryMultiLockPathRunsConcurrentlyWithoutDeadlock)
 {
-	static HeapUnderTest t;
+	Region regions[2] = {Region(kHeapBytes), Region(kHeapBytes)};
+	struct k_heap heaps[2];
 	struct k_heap_config config = {25};
 	for (int i = 0; i < 2; i++)
-		ASSERT_EQ(0, k_heap_init_config(&t.heaps[i], t.regions[i], kHeapBytes, &config));
+		ASSERT_EQ(0,
+			  k_heap_init_config(&heaps[i], regions[i].start(), kHeapBytes, &config));
 
 	std::atomic<bool> stop{false};
 	std::atomic<uint64_t> progress{0};
 	std::vector<std::thread> threads;
+	Watchdog watchdog("the lock-order workload");
 
 	// Fast paths, refills and flushes (slot lock, then heap lock), and
 	// drains when a heap runs dry (each slot lock, then the heap lock).
@@ -47,52 +46,29 @@ TEST(LockOrderTest, EveryMultiLockPathRunsConcurrentlyWithoutDeadlock)
 			while (!stop.load(std::memory_order_relaxed)) {
 				int heap = rng() % 2;
 				if (live.size() < 400 && rng() % 3 != 0) {
-					void *p = k_heap_alloc(&t.heaps[heap], 16 + rng() % 2000,
+					void *p = k_heap_alloc(&heaps[heap], 16 + rng() % 2000,
 							       K_NO_WAIT);
 					if (p != nullptr)
 						live.emplace_back(heap, p);
 				} else if (!live.empty()) {
 					size_t pick = rng() % live.size();
-					k_heap_free(&t.heaps[live[pick].first], live[pick].second);
+					k_heap_free(&heaps[live[pick].first], live[pick].second);
 					live[pick] = live.back();
 					live.pop_back();
 				}
 				progress.fetch_add(1, std::memory_order_relaxed);
 			}
 			for (auto &[heap, p] : live)
-				k_heap_free(&t.heaps[heap], p);
+				k_heap_free(&heaps[heap], p);
 		});
 	// Quiescing paths: all slot locks in order, then the heap lock.
 	threads.emplace_back([&] {
 		while (!stop.load(std::memory_order_relaxed)) {
-			for (auto &heap : t.heaps) {
+			for (auto &heap : heaps) {
 				EXPECT_TRUE(sys_heap_validate(&heap.heap));
-				struct sys_memory_stats stats;
-				EXPECT_EQ(0, k_heap_runtime_stats_get(&heap, &stats));
-				struct k_heap_counters counters;
-				EXPECT_EQ(0, k_heap_counters_get(&heap, &counters));
+				Stats(&heap);
+				Counters(&heap);
 				k_heap_drain_caches(&heap);
-			}
-		}
-	});
-
-	std::mutex mutex;
-	std::condition_variable done;
-	bool finished = false;
-	std::thread watchdog([&] {
-		std::unique_lock<std::mutex> lock(mutex);
-		uint64_t last = 0;
-		while (!finished) {
-			if (done.wait_for(lock, std::chrono::seconds(20)) ==
-				std::cv_status::timeout &&
-			    !finished) {
-				uint64_t now = progress.load();
-				if (now == last) {
-					ADD_FAILURE()
-					    << "no progress for 20 s: lock-order deadlock";
-					std::abort();
-				}
-				last = now;
 			}
 		}
 	});
@@ -106,17 +82,9 @@ TEST(LockOrderTest, EveryMultiLockPathRunsConcurrentlyWithoutDeadlock)
 	stop = true;
 	for (auto &thread : threads)
 		thread.join();
-	{
-		std::lock_guard<std::mutex> lock(mutex);
-		finished = true;
-	}
-	done.notify_all();
-	watchdog.join();
 
-	for (auto &heap : t.heaps) {
-		struct sys_memory_stats stats;
-		ASSERT_EQ(0, k_heap_runtime_stats_get(&heap, &stats));
-		EXPECT_EQ(0u, stats.allocated_bytes);
+	for (auto &heap : heaps) {
+		EXPECT_EQ(0u, Stats(&heap).allocated_bytes);
 		EXPECT_TRUE(sys_heap_validate(&heap.heap));
 		EXPECT_EQ(0, k_heap_deinit(&heap));
 	}

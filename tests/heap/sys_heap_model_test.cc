@@ -20,12 +20,11 @@
  * Every failure message names the seed.
  */
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
-#include <memory>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -37,9 +36,12 @@
 #include <kheap/sys_heap.h>
 
 #include "heap/heap_testing.h"
+#include "tests/support/test_support.h"
 
 namespace
 {
+
+using namespace kheap_test;
 
 constexpr size_t kUnit = 8;
 constexpr uint32_t kOpsPerSeed = 20000;
@@ -47,17 +49,6 @@ constexpr uint32_t kValidateEvery = 256;
 constexpr uint32_t kResetMaxEvery = 1500;
 constexpr uint64_t kDefaultSeeds[] = {1, 2, 0x5eed, 0xdeadbeef, 20240611, 0x9e3779b97f4a7c15};
 constexpr size_t kPatternSlack = 256;
-
-std::atomic<unsigned> fault_count;
-std::string last_fault;
-
-void count_fault(enum kheap_fault fault, const void *, const void *ptr, const char *detail)
-{
-	fault_count++;
-	last_fault = std::string(kheap_fault_name(fault)) + " at " +
-		     std::to_string(reinterpret_cast<uintptr_t>(ptr)) + ": " +
-		     (detail ? detail : "");
-}
 
 struct HeapShape {
 	z_heap_header_width width;
@@ -87,14 +78,10 @@ std::string shape_name(const ::testing::TestParamInfo<HeapShape> &info)
 
 std::vector<uint64_t> seeds_to_run()
 {
-	const char *env = getenv("KHEAP_TEST_SEED");
-	if (env == nullptr || *env == '\0')
-		return std::vector<uint64_t>(std::begin(kDefaultSeeds), std::end(kDefaultSeeds));
-	char *end = nullptr;
-	uint64_t seed = strtoull(env, &end, 0);
-	if (*end != '\0')
-		ADD_FAILURE() << "KHEAP_TEST_SEED=" << env << " is not a number";
-	return {seed};
+	std::optional<uint64_t> seed = SeedFromEnvironment();
+	if (seed)
+		return {*seed};
+	return std::vector<uint64_t>(std::begin(kDefaultSeeds), std::end(kDefaultSeeds));
 }
 
 bool is_power_of_two(size_t v)
@@ -102,30 +89,13 @@ bool is_power_of_two(size_t v)
 	return v != 0 && (v & (v - 1)) == 0;
 }
 
-bool same_stats(const sys_memory_stats &a, const sys_memory_stats &b)
-{
-	return a.free_bytes == b.free_bytes && a.allocated_bytes == b.allocated_bytes &&
-	       a.max_allocated_bytes == b.max_allocated_bytes && a.cached_bytes == b.cached_bytes;
-}
-
-std::string describe(const sys_memory_stats &s)
-{
-	return "{free " + std::to_string(s.free_bytes) + ", allocated " +
-	       std::to_string(s.allocated_bytes) + ", max " +
-	       std::to_string(s.max_allocated_bytes) + ", cached " +
-	       std::to_string(s.cached_bytes) + "}";
-}
-
 /* One seeded run over one heap: the heap, its region and the model. */
 class ModelRun
 {
       public:
 	ModelRun(const HeapShape &shape, uint64_t seed)
-	    : shape_(shape), rng_(seed),
-	      buffer_(static_cast<uint8_t *>(
-			  std::aligned_alloc(4096, round_up(shape.bytes + shape.start_offset))),
-		      &std::free),
-	      start_(buffer_.get() + shape.start_offset), pattern_(shape.bytes + kPatternSlack)
+	    : shape_(shape), rng_(seed), region_(shape.bytes, shape.start_offset),
+	      start_(region_.start()), pattern_(shape.bytes + kPatternSlack)
 	{
 		for (uint8_t &b : pattern_)
 			b = static_cast<uint8_t>(rng_());
@@ -186,8 +156,8 @@ class ModelRun
 			return result;
 		if (!(result = check_accounting()))
 			return result;
-		if (fault_count != 0)
-			return ::testing::AssertionFailure() << "fault: " << last_fault;
+		if (!(result = check_no_fault()))
+			return result;
 		if (op_index % kValidateEvery == 0 && !sys_heap_validate(&heap_))
 			return ::testing::AssertionFailure() << "validate failed";
 		if (op_index % kResetMaxEvery == 0) {
@@ -196,8 +166,7 @@ class ModelRun
 			high_water_ = allocated_;
 			sys_memory_stats s = stats();
 			if (s.max_allocated_bytes != allocated_)
-				return ::testing::AssertionFailure()
-				       << "after reset_max: " << describe(s);
+				return ::testing::AssertionFailure() << "after reset_max: " << s;
 		}
 		return ::testing::AssertionSuccess();
 	}
@@ -217,7 +186,7 @@ class ModelRun
 		sys_memory_stats s = stats();
 		if (s.free_bytes != fresh_.free_bytes || s.allocated_bytes != 0)
 			return ::testing::AssertionFailure()
-			       << "empty heap " << describe(s) << " vs fresh " << describe(fresh_);
+			       << "empty heap " << s << " vs fresh " << fresh_;
 		void *whole = sys_heap_alloc(&heap_, largest_fresh_);
 		if (whole == nullptr)
 			return ::testing::AssertionFailure()
@@ -229,9 +198,7 @@ class ModelRun
 		sys_heap_free(&heap_, whole);
 		if (sys_heap_alloc(&heap_, largest_fresh_ + 1) != nullptr)
 			return ::testing::AssertionFailure() << "more than the fresh capacity";
-		if (fault_count != 0)
-			return ::testing::AssertionFailure() << "fault: " << last_fault;
-		return ::testing::AssertionSuccess();
+		return check_no_fault();
 	}
 
 	const std::string &last_op() const
@@ -246,17 +213,9 @@ class ModelRun
 		uint32_t tag;
 	};
 
-	static size_t round_up(size_t n)
-	{
-		return (n + 4095) / 4096 * 4096;
-	}
-
 	sys_memory_stats stats()
 	{
-		sys_memory_stats s;
-		memset(&s, 0xff, sizeof(s));
-		sys_heap_runtime_stats_get(&heap_, &s);
-		return s;
+		return Stats(&heap_);
 	}
 
 	size_t random_size()
@@ -377,10 +336,9 @@ class ModelRun
 		if (p != nullptr)
 			return ::testing::AssertionFailure() << "request should have been refused";
 		sys_memory_stats after = stats();
-		if (!same_stats(before, after))
+		if (!(before == after))
 			return ::testing::AssertionFailure()
-			       << "refused request changed stats " << describe(before) << " -> "
-			       << describe(after);
+			       << "refused request changed stats " << before << " -> " << after;
 		return ::testing::AssertionSuccess();
 	}
 
@@ -485,35 +443,41 @@ class ModelRun
 		return ::testing::AssertionSuccess();
 	}
 
+	/* The model never misuses the heap, so any fault is a failure. */
+	static ::testing::AssertionResult check_no_fault()
+	{
+		std::vector<Fault> faults = TakeFaults();
+		if (!faults.empty())
+			return ::testing::AssertionFailure() << "fault: " << faults[0];
+		return ::testing::AssertionSuccess();
+	}
+
 	::testing::AssertionResult check_accounting()
 	{
 		sys_memory_stats s = stats();
 		if (s.allocated_bytes != allocated_ || s.cached_bytes != 0)
 			return ::testing::AssertionFailure()
-			       << describe(s) << " but the model holds " << allocated_
-			       << " usable bytes";
+			       << s << " but the model holds " << allocated_ << " usable bytes";
 		if (s.max_allocated_bytes < high_water_ ||
 		    s.max_allocated_bytes > fresh_.free_bytes)
 			return ::testing::AssertionFailure()
-			       << describe(s) << " but the high-water mark is at least "
-			       << high_water_;
+			       << s << " but the high-water mark is at least " << high_water_;
 		if (s.free_bytes + s.allocated_bytes > fresh_.free_bytes)
 			return ::testing::AssertionFailure()
-			       << describe(s) << " exceeds the fresh capacity "
-			       << fresh_.free_bytes;
+			       << s << " exceeds the fresh capacity " << fresh_.free_bytes;
 		size_t overhead = fresh_.free_bytes - s.free_bytes - s.allocated_bytes;
 		size_t chunks = overhead / header_ + 1;
 		if (overhead % header_ != 0 || chunks < live_.size() ||
 		    chunks > 2 * live_.size() + 1)
 			return ::testing::AssertionFailure()
-			       << describe(s) << ": " << overhead << " bytes unaccounted with "
+			       << s << ": " << overhead << " bytes unaccounted with "
 			       << live_.size() << " live blocks";
 		return ::testing::AssertionSuccess();
 	}
 
 	HeapShape shape_;
 	std::mt19937_64 rng_;
-	std::unique_ptr<uint8_t, decltype(&std::free)> buffer_;
+	Region region_;
 	uint8_t *start_;
 	std::vector<uint8_t> pattern_;
 	sys_heap heap_;
@@ -527,28 +491,17 @@ class ModelRun
 	std::string last_op_;
 };
 
+/* Faults are recorded, so that a run reports the first as its failure. */
 class SysHeapModelTest : public ::testing::TestWithParam<HeapShape>
 {
       protected:
-	void SetUp() override
-	{
-		previous_ = kheap_set_fault_handler(&count_fault);
-		fault_count = 0;
-	}
-
-	void TearDown() override
-	{
-		kheap_set_fault_handler(previous_);
-	}
-
-	kheap_fault_handler_t previous_ = nullptr;
+	FaultRecorder recorder_;
 };
 
 TEST_P(SysHeapModelTest, RandomOperationsMatchTheModel)
 {
 	for (uint64_t seed : seeds_to_run()) {
-		SCOPED_TRACE(::testing::Message()
-			     << "seed " << seed << " (rerun with KHEAP_TEST_SEED=" << seed << ")");
+		SCOPED_TRACE(SeedTrace(seed));
 		ModelRun run(GetParam(), seed);
 		ASSERT_TRUE(run.measure_fresh_capacity());
 		ASSERT_TRUE(run.start());

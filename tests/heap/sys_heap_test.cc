@@ -22,13 +22,11 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <ostream>
 #include <random>
 #include <set>
@@ -44,18 +42,7 @@
 #include <kheap/sys_heap.h>
 
 #include "heap/heap_testing.h"
-
-static bool operator==(const sys_memory_stats &a, const sys_memory_stats &b)
-{
-	return a.free_bytes == b.free_bytes && a.allocated_bytes == b.allocated_bytes &&
-	       a.max_allocated_bytes == b.max_allocated_bytes && a.cached_bytes == b.cached_bytes;
-}
-
-static std::ostream &operator<<(std::ostream &os, const sys_memory_stats &s)
-{
-	return os << "{free " << s.free_bytes << ", allocated " << s.allocated_bytes << ", max "
-		  << s.max_allocated_bytes << ", cached " << s.cached_bytes << "}";
-}
+#include "tests/support/test_support.h"
 
 static bool operator==(const z_heap_stress_result &a, const z_heap_stress_result &b)
 {
@@ -73,109 +60,10 @@ static std::ostream &operator<<(std::ostream &os, const z_heap_stress_result &r)
 namespace
 {
 
+using namespace kheap_test;
+
 constexpr size_t kUnit = 8;
 constexpr size_t kRegionBytes = 32 * 1024;
-constexpr size_t kGuardBytes = 4096;
-constexpr uint8_t kGuardByte = 0x5a;
-
-struct RecordedFault {
-	enum kheap_fault fault;
-	const void *heap;
-	const void *ptr;
-	std::string detail;
-};
-
-/* Collects faults instead of aborting; one instance per test. */
-class FaultRecorder
-{
-      public:
-	FaultRecorder()
-	{
-		previous_ = kheap_set_fault_handler(&FaultRecorder::record);
-	}
-
-	~FaultRecorder()
-	{
-		kheap_set_fault_handler(previous_);
-	}
-
-	static std::vector<RecordedFault> take()
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		std::vector<RecordedFault> taken;
-		taken.swap(faults_);
-		return taken;
-	}
-
-      private:
-	static void record(enum kheap_fault fault, const void *heap, const void *ptr,
-			   const char *detail)
-	{
-		std::lock_guard<std::mutex> lock(mutex_);
-		faults_.push_back({fault, heap, ptr, detail ? detail : ""});
-	}
-
-	kheap_fault_handler_t previous_;
-	static inline std::mutex mutex_;
-	static inline std::vector<RecordedFault> faults_;
-};
-
-/*
- * A heap region with guard bytes on both sides, so a test can check that
- * nothing outside [start, start + bytes) was ever written.
- */
-class Region
-{
-      public:
-	Region(size_t bytes, size_t start_offset = 0)
-	    : total_(bytes + start_offset + 2 * kGuardBytes),
-	      base_(static_cast<uint8_t *>(std::aligned_alloc(kGuardBytes, round_up(total_))),
-		    &std::free),
-	      start_(base_.get() + kGuardBytes + start_offset), bytes_(bytes)
-	{
-		memset(base_.get(), kGuardByte, total_);
-	}
-
-	uint8_t *start() const
-	{
-		return start_;
-	}
-
-	size_t bytes() const
-	{
-		return bytes_;
-	}
-
-	bool contains(const void *p, size_t n) const
-	{
-		auto *b = static_cast<const uint8_t *>(p);
-		return b >= start_ && b + n <= start_ + bytes_;
-	}
-
-	bool guards_intact() const
-	{
-		for (uint8_t *b = base_.get(); b < start_; b++) {
-			if (*b != kGuardByte)
-				return false;
-		}
-		for (uint8_t *b = start_ + bytes_; b < base_.get() + total_; b++) {
-			if (*b != kGuardByte)
-				return false;
-		}
-		return true;
-	}
-
-      private:
-	static size_t round_up(size_t n)
-	{
-		return (n + kGuardBytes - 1) / kGuardBytes * kGuardBytes;
-	}
-
-	size_t total_;
-	std::unique_ptr<uint8_t, decltype(&std::free)> base_;
-	uint8_t *start_;
-	size_t bytes_;
-};
 
 size_t expected_header_bytes(z_heap_header_width width)
 {
@@ -187,26 +75,11 @@ std::string width_name(const ::testing::TestParamInfo<z_heap_header_width> &info
 	return info.param == Z_HEAP_HEADER_SMALL ? "SmallHeaders" : "BigHeaders";
 }
 
-void fill_pattern(void *p, size_t n, uint8_t seed)
+/* Init refusals report nothing but the heap being unusable. */
+void expect_only_bad_heap_faults()
 {
-	auto *b = static_cast<uint8_t *>(p);
-	for (size_t i = 0; i < n; i++)
-		b[i] = static_cast<uint8_t>(seed + i * 7);
-}
-
-bool holds_pattern(const void *p, size_t n, uint8_t seed)
-{
-	auto *b = static_cast<const uint8_t *>(p);
-	for (size_t i = 0; i < n; i++) {
-		if (b[i] != static_cast<uint8_t>(seed + i * 7))
-			return false;
-	}
-	return true;
-}
-
-bool is_aligned(const void *p, size_t align)
-{
-	return reinterpret_cast<uintptr_t>(p) % align == 0;
+	for (const Fault &f : TakeFaults())
+		EXPECT_EQ(KHEAP_FAULT_BAD_HEAP, f.kind) << f.detail;
 }
 
 size_t lowest_set_bit(const void *p)
@@ -260,10 +133,7 @@ class SysHeapTest : public ::testing::TestWithParam<z_heap_header_width>
 
 	void TearDown() override
 	{
-		std::vector<RecordedFault> stray = FaultRecorder::take();
-		for (const RecordedFault &f : stray)
-			ADD_FAILURE() << "unexpected fault " << kheap_fault_name(f.fault) << " ptr "
-				      << f.ptr << ": " << f.detail;
+		ExpectNoFaults();
 		EXPECT_TRUE(region_.guards_intact()) << "heap wrote outside its region";
 	}
 
@@ -279,15 +149,7 @@ class SysHeapTest : public ::testing::TestWithParam<z_heap_header_width>
 
 	sys_memory_stats stats()
 	{
-		return stats_of(&heap_);
-	}
-
-	static sys_memory_stats stats_of(sys_heap *heap)
-	{
-		sys_memory_stats s;
-		memset(&s, 0xff, sizeof(s));
-		EXPECT_EQ(0, sys_heap_runtime_stats_get(heap, &s));
-		return s;
+		return Stats(&heap_);
 	}
 
 	size_t units_for(size_t bytes) const
@@ -363,17 +225,6 @@ class SysHeapTest : public ::testing::TestWithParam<z_heap_header_width>
 		EXPECT_EQ(before, stats());
 	}
 
-	/* Exactly one fault of `kind` was reported, naming `heap` and `ptr`. */
-	static void expect_one_fault(enum kheap_fault kind, const void *heap, const void *ptr)
-	{
-		std::vector<RecordedFault> faults = FaultRecorder::take();
-		ASSERT_EQ(1u, faults.size()) << "expected one " << kheap_fault_name(kind);
-		EXPECT_EQ(kind, faults[0].fault)
-		    << "got " << kheap_fault_name(faults[0].fault) << ": " << faults[0].detail;
-		EXPECT_EQ(heap, faults[0].heap);
-		EXPECT_EQ(ptr, faults[0].ptr);
-	}
-
 	FaultRecorder recorder_;
 	Region region_;
 	sys_heap heap_;
@@ -431,8 +282,7 @@ TEST_P(SysHeapTest, InitRejectsNullArguments)
 	EXPECT_EQ(nullptr, sys_heap_aligned_alloc(&heap_, 64, 8));
 	sys_memory_stats s;
 	EXPECT_EQ(-EINVAL, sys_heap_runtime_stats_get(&heap_, &s));
-	for (const RecordedFault &f : FaultRecorder::take())
-		EXPECT_EQ(KHEAP_FAULT_BAD_HEAP, f.fault) << f.detail;
+	expect_only_bad_heap_faults();
 }
 
 /*
@@ -466,14 +316,13 @@ TEST_P(SysHeapTest, InitRefusesRegionsTooSmallForMetadataAndOneBlock)
 				ASSERT_NE(nullptr, p) << "smallest accepted region " << bytes
 						      << " cannot hold one block";
 				EXPECT_TRUE(small.contains(p, sys_heap_usable_size(&h, p)));
-				EXPECT_TRUE(is_aligned(p, kUnit));
+				EXPECT_TRUE(IsAligned(p, kUnit));
 			}
 		}
 		EXPECT_GT(smallest_accepted, 0u) << "a 2 KiB region must be accepted";
 		EXPECT_GE(smallest_accepted, 2 * kUnit);
 		EXPECT_TRUE(small.guards_intact());
-		for (const RecordedFault &f : FaultRecorder::take())
-			EXPECT_EQ(KHEAP_FAULT_BAD_HEAP, f.fault) << f.detail;
+		expect_only_bad_heap_faults();
 	}
 }
 
@@ -485,8 +334,7 @@ TEST_P(SysHeapTest, RefusedReinitLeavesTheHeapUnusable)
 	EXPECT_EQ(nullptr, sys_heap_aligned_alloc(&heap_, 16, 8));
 	std::string info = capture_stdout([&] { sys_heap_print_info(&heap_, true); });
 	EXPECT_FALSE(info.empty());
-	for (const RecordedFault &f : FaultRecorder::take())
-		EXPECT_EQ(KHEAP_FAULT_BAD_HEAP, f.fault) << f.detail;
+	expect_only_bad_heap_faults();
 }
 
 /*
@@ -503,7 +351,7 @@ TEST_P(SysHeapTest, UnalignedStartsAndOddLengthsStayInsideTheRegion)
 			Region odd(bytes, offset);
 			sys_heap h;
 			ASSERT_EQ(0, z_heap_init_with_headers(&h, odd.start(), bytes, GetParam()));
-			sys_memory_stats before = stats_of(&h);
+			sys_memory_stats before = Stats(&h);
 			EXPECT_GT(before.free_bytes, bytes / 2);
 			std::vector<void *> blocks;
 			for (size_t n = 1 + rng() % 300;; n = 1 + rng() % 300) {
@@ -511,7 +359,7 @@ TEST_P(SysHeapTest, UnalignedStartsAndOddLengthsStayInsideTheRegion)
 				if (p == nullptr && (p = sys_heap_alloc(&h, 1)) == nullptr)
 					break;
 				size_t u = sys_heap_usable_size(&h, p);
-				ASSERT_TRUE(is_aligned(p, kUnit)) << p;
+				ASSERT_TRUE(IsAligned(p, kUnit)) << p;
 				ASSERT_TRUE(odd.contains(p, u)) << p << " + " << u;
 				memset(p, 0xc3, u);
 				blocks.push_back(p);
@@ -519,7 +367,7 @@ TEST_P(SysHeapTest, UnalignedStartsAndOddLengthsStayInsideTheRegion)
 			EXPECT_TRUE(sys_heap_validate(&h));
 			for (void *p : blocks)
 				sys_heap_free(&h, p);
-			sys_memory_stats after = stats_of(&h);
+			sys_memory_stats after = Stats(&h);
 			EXPECT_EQ(before.free_bytes, after.free_bytes);
 			EXPECT_EQ(0u, after.allocated_bytes);
 			EXPECT_TRUE(sys_heap_validate(&h));
@@ -545,8 +393,7 @@ TEST(SysHeapInitTest, RejectsNullArgumentsWithDefaultHeaders)
 	EXPECT_EQ(nullptr, sys_heap_alloc(&heap, 8));
 	EXPECT_EQ(-EINVAL, sys_heap_runtime_stats_get(nullptr, nullptr));
 	EXPECT_EQ(-EINVAL, sys_heap_runtime_stats_reset_max(nullptr));
-	for (const RecordedFault &f : FaultRecorder::take())
-		EXPECT_EQ(KHEAP_FAULT_BAD_HEAP, f.fault) << f.detail;
+	expect_only_bad_heap_faults();
 }
 
 TEST(SysHeapInitTest, StatsRefuseAnUninitialisedHeap)
@@ -557,8 +404,7 @@ TEST(SysHeapInitTest, StatsRefuseAnUninitialisedHeap)
 	EXPECT_EQ(-EINVAL, sys_heap_runtime_stats_get(&never_initialised, &s));
 	EXPECT_EQ(-EINVAL, sys_heap_runtime_stats_reset_max(&never_initialised));
 	EXPECT_EQ(nullptr, sys_heap_alloc(&never_initialised, 8));
-	for (const RecordedFault &f : FaultRecorder::take())
-		EXPECT_EQ(KHEAP_FAULT_BAD_HEAP, f.fault) << f.detail;
+	expect_only_bad_heap_faults();
 }
 
 TEST(SysHeapInitTest, DefaultHeaderWidthFollowsPointerSize)
@@ -569,7 +415,7 @@ TEST(SysHeapInitTest, DefaultHeaderWidthFollowsPointerSize)
 	EXPECT_EQ(sizeof(void *) > 4 ? 8u : 4u, z_heap_header_bytes(&heap));
 	void *p = sys_heap_alloc(&heap, 100);
 	ASSERT_NE(nullptr, p);
-	EXPECT_TRUE(is_aligned(p, kUnit));
+	EXPECT_TRUE(IsAligned(p, kUnit));
 	sys_heap_free(&heap, p);
 	EXPECT_TRUE(sys_heap_validate(&heap));
 }
@@ -585,7 +431,7 @@ TEST(SysHeapInitTest, SmallHeadersOnlyBelow16384Units)
 	EXPECT_EQ(-EINVAL, z_heap_init_with_headers(&heap, region.start(), limit + kUnit,
 						    Z_HEAP_HEADER_SMALL));
 	EXPECT_EQ(nullptr, sys_heap_alloc(&heap, 8));
-	FaultRecorder::take();
+	TakeFaults();
 
 	ASSERT_EQ(
 	    0, z_heap_init_with_headers(&heap, region.start(), limit - kUnit, Z_HEAP_HEADER_SMALL));
@@ -599,7 +445,7 @@ TEST(SysHeapInitTest, SmallHeadersOnlyBelow16384Units)
 
 	ASSERT_EQ(0, z_heap_init_with_headers(&heap, region.start(), limit, Z_HEAP_HEADER_BIG));
 	EXPECT_EQ(8u, z_heap_header_bytes(&heap));
-	EXPECT_TRUE(FaultRecorder::take().empty());
+	EXPECT_TRUE(TakeFaults().empty());
 }
 
 /* Regions beyond 8 GiB are refused before any of their memory is touched. */
@@ -619,8 +465,7 @@ TEST(SysHeapInitTest, RefusesRegionsBeyondTheChunkFormat)
 	EXPECT_EQ(-E2BIG, sys_heap_init(&heap, map, (size_t{8} << 30) + 4096));
 	EXPECT_EQ(-E2BIG, z_heap_init_with_headers(&heap, map, reserve, Z_HEAP_HEADER_BIG));
 	EXPECT_EQ(nullptr, sys_heap_alloc(&heap, 8));
-	for (const RecordedFault &f : FaultRecorder::take())
-		EXPECT_EQ(KHEAP_FAULT_BAD_HEAP, f.fault) << f.detail;
+	expect_only_bad_heap_faults();
 	munmap(map, reserve);
 }
 
@@ -628,14 +473,14 @@ TEST(SysHeapInitTest, RefusesRegionsBeyondTheChunkFormat)
 
 TEST_P(SysHeapTest, AllocTakesExactlyTheUnitsTheLayoutPrescribes)
 {
-	std::map<void *, uint8_t> pattern_of;
+	std::map<void *, size_t> pattern_of;
 	std::vector<void *> live;
 	for (size_t n = 1; n <= 160; n++) {
 		SCOPED_TRACE(::testing::Message() << "request " << n);
 		sys_memory_stats before = stats();
 		uint8_t *p = alloc(n);
 		ASSERT_NE(nullptr, p);
-		EXPECT_TRUE(is_aligned(p, kUnit)) << static_cast<void *>(p);
+		EXPECT_TRUE(IsAligned(p, kUnit)) << static_cast<void *>(p);
 		EXPECT_EQ(expected_usable(n), usable(p));
 		EXPECT_GE(usable(p), n);
 		EXPECT_TRUE(region_.contains(p - header_, usable(p) + header_));
@@ -643,8 +488,8 @@ TEST_P(SysHeapTest, AllocTakesExactlyTheUnitsTheLayoutPrescribes)
 		EXPECT_EQ(before.free_bytes - units_for(n) * kUnit, after.free_bytes);
 		EXPECT_EQ(before.allocated_bytes + usable(p), after.allocated_bytes);
 		EXPECT_EQ(after.allocated_bytes, after.max_allocated_bytes);
-		fill_pattern(p, usable(p), static_cast<uint8_t>(n));
-		pattern_of[p] = static_cast<uint8_t>(n);
+		FillPattern(p, usable(p), n);
+		pattern_of[p] = n;
 		live.push_back(p);
 	}
 	std::vector<void *> sorted = live;
@@ -660,7 +505,7 @@ TEST_P(SysHeapTest, AllocTakesExactlyTheUnitsTheLayoutPrescribes)
 	while (!live.empty()) {
 		void *p = live.back();
 		live.pop_back();
-		ASSERT_TRUE(holds_pattern(p, usable(p), pattern_of[p])) << p;
+		ASSERT_TRUE(HasPattern(p, usable(p), pattern_of[p])) << p;
 		sys_heap_free(&heap_, p);
 		ASSERT_NO_FATAL_FAILURE(expect_accounting(live));
 	}
@@ -726,7 +571,7 @@ TEST_P(SysHeapTest, OverflowingSizesAreRefusedWithoutTouchingTheHeap)
 {
 	uint8_t *keep = alloc(200);
 	ASSERT_NE(nullptr, keep);
-	fill_pattern(keep, usable(keep), 17);
+	FillPattern(keep, usable(keep), 17);
 	sys_memory_stats before = stats();
 	const size_t huge[] = {
 	    SIZE_MAX,
@@ -758,7 +603,7 @@ TEST_P(SysHeapTest, OverflowingSizesAreRefusedWithoutTouchingTheHeap)
 		EXPECT_EQ(nullptr, sys_heap_aligned_realloc(&heap_, keep, 4096, n));
 		ASSERT_NO_FATAL_FAILURE(expect_untouched(before));
 	}
-	EXPECT_TRUE(holds_pattern(keep, usable(keep), 17));
+	EXPECT_TRUE(HasPattern(keep, usable(keep), 17));
 }
 
 /* ---- aligned alloc ---- */
@@ -771,7 +616,7 @@ TEST_P(SysHeapTest, AlignedAllocHonoursEveryPowerOfTwo)
 			uint8_t *p =
 			    static_cast<uint8_t *>(sys_heap_aligned_alloc(&heap_, align, n));
 			ASSERT_NE(nullptr, p);
-			EXPECT_TRUE(is_aligned(p, align)) << static_cast<void *>(p);
+			EXPECT_TRUE(IsAligned(p, align)) << static_cast<void *>(p);
 			EXPECT_GE(usable(p), n);
 			EXPECT_TRUE(region_.contains(p - header_, usable(p) + header_));
 			memset(p, 0xc3, usable(p));
@@ -799,18 +644,18 @@ TEST_P(SysHeapTest, AlignedAllocAfterAPrefixSplitsThePaddingOff)
 				ASSERT_NO_FATAL_FAILURE(reinit());
 				uint8_t *prefix = alloc(prefix_bytes);
 				ASSERT_NE(nullptr, prefix);
-				fill_pattern(prefix, usable(prefix), 5);
+				FillPattern(prefix, usable(prefix), 5);
 				uint8_t *p = static_cast<uint8_t *>(
 				    sys_heap_aligned_alloc(&heap_, align, n));
 				ASSERT_NE(nullptr, p);
-				EXPECT_TRUE(is_aligned(p, align)) << static_cast<void *>(p);
+				EXPECT_TRUE(IsAligned(p, align)) << static_cast<void *>(p);
 				EXPECT_GE(usable(p), n);
 				EXPECT_TRUE(region_.contains(p - header_, usable(p) + header_));
 				EXPECT_TRUE(p >= prefix + usable(prefix) + header_ ||
 					    p + usable(p) + header_ <= prefix)
 				    << "aligned block overlaps the prefix block";
 				memset(p, 0xc3, usable(p));
-				EXPECT_TRUE(holds_pattern(prefix, usable(prefix), 5));
+				EXPECT_TRUE(HasPattern(prefix, usable(prefix), 5));
 				ASSERT_NO_FATAL_FAILURE(expect_accounting({prefix, p}));
 				sys_heap_free(&heap_, p);
 				ASSERT_NO_FATAL_FAILURE(expect_accounting({prefix}));
@@ -842,7 +687,7 @@ TEST_P(SysHeapTest, AlignedAllocHandlesEveryPrefixLength)
 			uint8_t *p =
 			    static_cast<uint8_t *>(sys_heap_aligned_alloc(&heap_, align, 24));
 			ASSERT_NE(nullptr, p);
-			EXPECT_TRUE(is_aligned(p, align)) << static_cast<void *>(p);
+			EXPECT_TRUE(IsAligned(p, align)) << static_cast<void *>(p);
 			EXPECT_EQ(expected_usable(24), usable(p));
 			memset(p, 0xc3, usable(p));
 			live.push_back(p);
@@ -880,7 +725,7 @@ TEST_P(SysHeapTest, NonPowerOfTwoAlignmentIsRefusedWithoutTouchingTheHeap)
 {
 	uint8_t *keep = alloc(64);
 	ASSERT_NE(nullptr, keep);
-	fill_pattern(keep, usable(keep), 3);
+	FillPattern(keep, usable(keep), 3);
 	sys_memory_stats before = stats();
 	for (size_t align : {size_t{3}, size_t{5}, size_t{6}, size_t{12}, size_t{24}, size_t{48},
 			     size_t{100}, size_t{4095}, size_t{4097}, size_t{(1 << 20) + 8},
@@ -891,7 +736,7 @@ TEST_P(SysHeapTest, NonPowerOfTwoAlignmentIsRefusedWithoutTouchingTheHeap)
 		EXPECT_EQ(nullptr, sys_heap_aligned_realloc(&heap_, keep, align, 16));
 		ASSERT_NO_FATAL_FAILURE(expect_untouched(before));
 	}
-	EXPECT_TRUE(holds_pattern(keep, usable(keep), 3));
+	EXPECT_TRUE(HasPattern(keep, usable(keep), 3));
 }
 
 /* No address in the region has these alignments, so nothing can be served. */
@@ -993,7 +838,7 @@ TEST_P(SysHeapTest, ReallocNullAllocates)
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({p}));
 	void *q = sys_heap_aligned_realloc(&heap_, nullptr, 256, 100);
 	ASSERT_NE(nullptr, q);
-	EXPECT_TRUE(is_aligned(q, 256));
+	EXPECT_TRUE(IsAligned(q, 256));
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({p, q}));
 	sys_heap_free(&heap_, p);
 	sys_heap_free(&heap_, q);
@@ -1020,13 +865,13 @@ TEST_P(SysHeapTest, ReallocGrowsInPlaceIntoAFreeRightNeighbour)
 	ASSERT_NO_FATAL_FAILURE(alloc_adjacent({100, 200, 100}, &b));
 	sys_memory_stats all_live = stats();
 	size_t u0 = usable(b[0]), u1 = usable(b[1]);
-	fill_pattern(b[0], u0, 31);
+	FillPattern(b[0], u0, 31);
 	sys_heap_free(&heap_, b[1]);
 
 	uint8_t *grown = static_cast<uint8_t *>(sys_heap_realloc(&heap_, b[0], u0 + 40));
 	ASSERT_EQ(b[0], grown);
 	EXPECT_EQ(expected_usable(u0 + 40), usable(grown));
-	EXPECT_TRUE(holds_pattern(grown, u0, 31));
+	EXPECT_TRUE(HasPattern(grown, u0, 31));
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({grown, b[2]}));
 
 	/* Taking the whole neighbour restores the layout of three live blocks. */
@@ -1036,15 +881,15 @@ TEST_P(SysHeapTest, ReallocGrowsInPlaceIntoAFreeRightNeighbour)
 	EXPECT_EQ(whole, usable(grown));
 	EXPECT_EQ(all_live.free_bytes, stats().free_bytes);
 	EXPECT_EQ(all_live.allocated_bytes + header_, stats().allocated_bytes);
-	EXPECT_TRUE(holds_pattern(grown, u0, 31));
+	EXPECT_TRUE(HasPattern(grown, u0, 31));
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({grown, b[2]}));
 
 	/* One byte more does not fit before the used block: it must move. */
-	fill_pattern(grown, whole, 32);
+	FillPattern(grown, whole, 32);
 	uint8_t *moved = static_cast<uint8_t *>(sys_heap_realloc(&heap_, grown, whole + 1));
 	ASSERT_NE(nullptr, moved);
 	EXPECT_NE(grown, moved);
-	EXPECT_TRUE(holds_pattern(moved, whole, 32));
+	EXPECT_TRUE(HasPattern(moved, whole, 32));
 	EXPECT_GE(usable(moved), whole + 1);
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({moved, b[2]}));
 }
@@ -1058,7 +903,7 @@ TEST_P(SysHeapTest, ReallocShrinksInPlaceAndReturnsTheTail)
 	uint8_t *p = alloc(2048);
 	ASSERT_NE(nullptr, p);
 	size_t old_usable = usable(p);
-	fill_pattern(p, old_usable, 77);
+	FillPattern(p, old_usable, 77);
 	uint8_t *rest = alloc(stats().free_bytes);
 	ASSERT_NE(nullptr, rest);
 	ASSERT_EQ(0u, stats().free_bytes);
@@ -1070,7 +915,7 @@ TEST_P(SysHeapTest, ReallocShrinksInPlaceAndReturnsTheTail)
 
 	ASSERT_EQ(p, sys_heap_realloc(&heap_, p, 64));
 	EXPECT_EQ(expected_usable(64), usable(p));
-	EXPECT_TRUE(holds_pattern(p, 64, 77));
+	EXPECT_TRUE(HasPattern(p, 64, 77));
 	size_t tail = old_usable - usable(p);
 	sys_memory_stats shrunk = stats();
 	EXPECT_EQ(before.allocated_bytes - tail, shrunk.allocated_bytes);
@@ -1083,7 +928,7 @@ TEST_P(SysHeapTest, ReallocShrinksInPlaceAndReturnsTheTail)
 	EXPECT_EQ(p + usable(p) + header_, reuse);
 	EXPECT_EQ(0u, stats().free_bytes);
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({p, rest, reuse}));
-	EXPECT_TRUE(holds_pattern(p, 64, 77));
+	EXPECT_TRUE(HasPattern(p, 64, 77));
 }
 
 TEST_P(SysHeapTest, ReallocShrinkMergesTheTailWithAFreeRightNeighbour)
@@ -1106,13 +951,13 @@ TEST_P(SysHeapTest, ReallocMovesWhenBlockedAndPreservesContent)
 	std::vector<uint8_t *> b;
 	ASSERT_NO_FATAL_FAILURE(alloc_adjacent({100, 100}, &b));
 	size_t u0 = usable(b[0]);
-	fill_pattern(b[0], u0, 9);
+	FillPattern(b[0], u0, 9);
 	sys_memory_stats before = stats();
 	uint8_t *moved = static_cast<uint8_t *>(sys_heap_realloc(&heap_, b[0], 1000));
 	ASSERT_NE(nullptr, moved);
 	EXPECT_NE(b[0], moved);
 	EXPECT_EQ(expected_usable(1000), usable(moved));
-	EXPECT_TRUE(holds_pattern(moved, u0, 9));
+	EXPECT_TRUE(HasPattern(moved, u0, 9));
 	sys_memory_stats after = stats();
 	EXPECT_EQ(before.allocated_bytes - u0 + usable(moved), after.allocated_bytes);
 	EXPECT_GE(after.max_allocated_bytes, after.allocated_bytes);
@@ -1123,13 +968,13 @@ TEST_P(SysHeapTest, FailedReallocLeavesTheBlockUntouched)
 {
 	uint8_t *p = alloc(1000);
 	ASSERT_NE(nullptr, p);
-	fill_pattern(p, usable(p), 123);
+	FillPattern(p, usable(p), 123);
 	sys_memory_stats before = stats();
 	for (size_t n : {fresh_.free_bytes + 1, kRegionBytes * 2, SIZE_MAX - 7, SIZE_MAX}) {
 		SCOPED_TRACE(::testing::Message() << "request " << n);
 		EXPECT_EQ(nullptr, sys_heap_realloc(&heap_, p, n));
 		EXPECT_EQ(nullptr, sys_heap_aligned_realloc(&heap_, p, 64, n));
-		EXPECT_TRUE(holds_pattern(p, usable(p), 123));
+		EXPECT_TRUE(HasPattern(p, usable(p), 123));
 		ASSERT_NO_FATAL_FAILURE(expect_untouched(before));
 	}
 
@@ -1139,7 +984,7 @@ TEST_P(SysHeapTest, FailedReallocLeavesTheBlockUntouched)
 	before = stats();
 	EXPECT_EQ(nullptr, sys_heap_realloc(&heap_, p, usable(p) + 1));
 	EXPECT_EQ(nullptr, sys_heap_aligned_realloc(&heap_, p, lowest_set_bit(p) * 2, 10));
-	EXPECT_TRUE(holds_pattern(p, usable(p), 123));
+	EXPECT_TRUE(HasPattern(p, usable(p), 123));
 	ASSERT_NO_FATAL_FAILURE(expect_untouched(before));
 	sys_heap_free(&heap_, p);
 	sys_heap_free(&heap_, rest);
@@ -1151,12 +996,12 @@ TEST_P(SysHeapTest, AlignedReallocStaysInPlaceWhenAlreadyAligned)
 {
 	uint8_t *p = static_cast<uint8_t *>(sys_heap_aligned_alloc(&heap_, 256, 100));
 	ASSERT_NE(nullptr, p);
-	fill_pattern(p, 100, 55);
+	FillPattern(p, 100, 55);
 	EXPECT_EQ(p, sys_heap_aligned_realloc(&heap_, p, 256, 50));
 	EXPECT_EQ(p, sys_heap_aligned_realloc(&heap_, p, 16, 40));
 	EXPECT_EQ(p, sys_heap_aligned_realloc(&heap_, p, lowest_set_bit(p), 30));
 	EXPECT_EQ(p, sys_heap_aligned_realloc(&heap_, p, 0, 30));
-	EXPECT_TRUE(holds_pattern(p, 30, 55));
+	EXPECT_TRUE(HasPattern(p, 30, 55));
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({p}));
 
 	/* Growing into a free right neighbour also keeps an aligned pointer. */
@@ -1164,10 +1009,10 @@ TEST_P(SysHeapTest, AlignedReallocStaysInPlaceWhenAlreadyAligned)
 	ASSERT_NO_FATAL_FAILURE(reinit());
 	ASSERT_NO_FATAL_FAILURE(alloc_adjacent({64, 512, 64}, &b));
 	sys_heap_free(&heap_, b[1]);
-	fill_pattern(b[0], usable(b[0]), 56);
+	FillPattern(b[0], usable(b[0]), 56);
 	size_t align = std::min<size_t>(lowest_set_bit(b[0]), 4096);
 	EXPECT_EQ(b[0], sys_heap_aligned_realloc(&heap_, b[0], align, 300));
-	EXPECT_TRUE(holds_pattern(b[0], 64, 56));
+	EXPECT_TRUE(HasPattern(b[0], 64, 56));
 	ASSERT_NO_FATAL_FAILURE(expect_accounting({b[0], b[2]}));
 }
 
@@ -1188,13 +1033,13 @@ TEST_P(SysHeapTest, AlignedReallocMovesAMisalignedPointer)
 		}
 		size_t align = lowest_set_bit(p) * 2;
 		SCOPED_TRACE(::testing::Message() << "align " << align << " request " << n);
-		fill_pattern(p, 100, 66);
+		FillPattern(p, 100, 66);
 		uint8_t *r = static_cast<uint8_t *>(sys_heap_aligned_realloc(&heap_, p, align, n));
 		ASSERT_NE(nullptr, r);
 		EXPECT_NE(p, r);
-		EXPECT_TRUE(is_aligned(r, align)) << static_cast<void *>(r);
+		EXPECT_TRUE(IsAligned(r, align)) << static_cast<void *>(r);
 		EXPECT_GE(usable(r), n);
-		EXPECT_TRUE(holds_pattern(r, std::min<size_t>(n, 100), 66));
+		EXPECT_TRUE(HasPattern(r, std::min<size_t>(n, 100), 66));
 		live.push_back(r);
 		ASSERT_NO_FATAL_FAILURE(expect_accounting(live));
 	}
@@ -1212,12 +1057,11 @@ TEST_P(SysHeapTest, UsableSizeCoversTheRequestAndIsFullyWritable)
 		ASSERT_NE(nullptr, p) << n;
 		EXPECT_GE(usable(p), n);
 		EXPECT_EQ(expected_usable(n), usable(p)) << n;
-		fill_pattern(p, usable(p), static_cast<uint8_t>(n));
+		FillPattern(p, usable(p), n);
 		live.push_back(p);
 	}
 	for (size_t i = 0; i < live.size(); i++)
-		EXPECT_TRUE(
-		    holds_pattern(live[i], usable(live[i]), static_cast<uint8_t>(requests[i])))
+		EXPECT_TRUE(HasPattern(live[i], usable(live[i]), requests[i]))
 		    << "block of " << requests[i] << " was overwritten by a neighbour";
 	ASSERT_NO_FATAL_FAILURE(expect_accounting(live));
 }
@@ -1490,10 +1334,10 @@ TEST_P(SysHeapTest, DoubleFreeOfABlockBetweenUsedNeighbours)
 	sys_heap_free(&heap_, b[1]);
 	sys_memory_stats before = stats();
 	sys_heap_free(&heap_, b[1]);
-	ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_DOUBLE_FREE, &heap_, b[1]));
+	ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_DOUBLE_FREE, &heap_, b[1]));
 	expect_untouched(before);
 	EXPECT_EQ(nullptr, sys_heap_realloc(&heap_, b[1], 10));
-	ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_DOUBLE_FREE, &heap_, b[1]));
+	ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_DOUBLE_FREE, &heap_, b[1]));
 	expect_untouched(before);
 }
 
@@ -1505,7 +1349,7 @@ TEST_P(SysHeapTest, DoubleFreeOfABlockMergedWithItsRightNeighbour)
 	sys_heap_free(&heap_, b[1]);
 	sys_memory_stats before = stats();
 	sys_heap_free(&heap_, b[1]);
-	ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_DOUBLE_FREE, &heap_, b[1]));
+	ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_DOUBLE_FREE, &heap_, b[1]));
 	expect_untouched(before);
 }
 
@@ -1518,11 +1362,11 @@ TEST_P(SysHeapTest, DoubleFreeOfABlockMergedIntoItsLeftNeighbour)
 	sys_heap_free(&heap_, b[2]);
 	sys_memory_stats before = stats();
 	sys_heap_free(&heap_, b[2]);
-	std::vector<RecordedFault> faults = FaultRecorder::take();
+	std::vector<Fault> faults = TakeFaults();
 	ASSERT_EQ(1u, faults.size());
-	EXPECT_TRUE(faults[0].fault == KHEAP_FAULT_DOUBLE_FREE ||
-		    faults[0].fault == KHEAP_FAULT_INTERIOR_POINTER)
-	    << kheap_fault_name(faults[0].fault);
+	EXPECT_TRUE(faults[0].kind == KHEAP_FAULT_DOUBLE_FREE ||
+		    faults[0].kind == KHEAP_FAULT_INTERIOR_POINTER)
+	    << kheap_fault_name(faults[0].kind);
 	EXPECT_EQ(static_cast<void *>(b[2]), faults[0].ptr);
 	expect_untouched(before);
 }
@@ -1544,10 +1388,10 @@ TEST_P(SysHeapTest, PointersOutsideTheHeapAreForeign)
 	for (void *p : outside) {
 		SCOPED_TRACE(::testing::Message() << "pointer " << p);
 		sys_heap_free(&heap_, p);
-		ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, p));
+		ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, p));
 		expect_untouched(before);
 		EXPECT_EQ(nullptr, sys_heap_realloc(&heap_, p, 32));
-		ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, p));
+		ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, p));
 		expect_untouched(before);
 	}
 	EXPECT_EQ(0x300u, on_stack[2]);
@@ -1565,18 +1409,18 @@ TEST_P(SysHeapTest, BlocksFreedIntoTheWrongHeapAreForeign)
 	ASSERT_NE(nullptr, mine);
 	ASSERT_NE(nullptr, theirs);
 	sys_memory_stats my_before = stats();
-	sys_memory_stats their_before = stats_of(&other);
+	sys_memory_stats their_before = Stats(&other);
 
 	sys_heap_free(&heap_, theirs);
-	ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, theirs));
+	ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, theirs));
 	sys_heap_free(&other, mine);
-	ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_FOREIGN_POINTER, &other, mine));
+	ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &other, mine));
 	EXPECT_EQ(nullptr, sys_heap_realloc(&other, mine, 300));
-	ASSERT_NO_FATAL_FAILURE(expect_one_fault(KHEAP_FAULT_FOREIGN_POINTER, &other, mine));
+	ASSERT_NO_FATAL_FAILURE(ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &other, mine));
 
 	expect_untouched(my_before);
 	EXPECT_TRUE(sys_heap_validate(&other));
-	EXPECT_EQ(their_before, stats_of(&other));
+	EXPECT_EQ(their_before, Stats(&other));
 	sys_heap_free(&other, theirs);
 	sys_heap_free(&heap_, mine);
 	EXPECT_EQ(fresh_.free_bytes, stats().free_bytes);
@@ -1598,11 +1442,11 @@ TEST_P(SysHeapTest, InteriorPointersAreReported)
 			SCOPED_TRACE(::testing::Message() << "p + " << offset);
 			sys_heap_free(&heap_, p + offset);
 			ASSERT_NO_FATAL_FAILURE(
-			    expect_one_fault(KHEAP_FAULT_INTERIOR_POINTER, &heap_, p + offset));
+			    ExpectOneFault(KHEAP_FAULT_INTERIOR_POINTER, &heap_, p + offset));
 			expect_untouched(before);
 			EXPECT_EQ(nullptr, sys_heap_realloc(&heap_, p + offset, 10));
 			ASSERT_NO_FATAL_FAILURE(
-			    expect_one_fault(KHEAP_FAULT_INTERIOR_POINTER, &heap_, p + offset));
+			    ExpectOneFault(KHEAP_FAULT_INTERIOR_POINTER, &heap_, p + offset));
 			expect_untouched(before);
 		}
 		sys_heap_free(&heap_, p);
@@ -1633,10 +1477,10 @@ TEST_P(SysHeapTest, OverrunIntoTheNextHeaderIsReportedAtFree)
 			victim_header[i] = static_cast<uint8_t>(~saved[i]);
 		sys_heap_free(&heap_, b[0]);
 		ASSERT_NO_FATAL_FAILURE(
-		    expect_one_fault(KHEAP_FAULT_HEADER_OVERWRITTEN, &heap_, b[0]));
+		    ExpectOneFault(KHEAP_FAULT_HEADER_OVERWRITTEN, &heap_, b[0]));
 		EXPECT_EQ(nullptr, sys_heap_realloc(&heap_, b[0], 1000));
 		ASSERT_NO_FATAL_FAILURE(
-		    expect_one_fault(KHEAP_FAULT_HEADER_OVERWRITTEN, &heap_, b[0]));
+		    ExpectOneFault(KHEAP_FAULT_HEADER_OVERWRITTEN, &heap_, b[0]));
 
 		memcpy(victim_header, saved.data(), overrun);
 		expect_untouched(before);
@@ -1658,17 +1502,17 @@ class SysHeapCorruptionDeathTest : public SysHeapTest
 	{
 		scribble();
 		bool passed = sys_heap_validate(&heap_);
-		std::vector<RecordedFault> faults = FaultRecorder::take();
+		std::vector<Fault> faults = TakeFaults();
 		if (passed) {
 			fprintf(stderr, "validate returned true on a corrupted heap\n");
 			_exit(1);
 		}
-		if (faults.size() != 1 || faults[0].fault != KHEAP_FAULT_CORRUPT_HEAP ||
+		if (faults.size() != 1 || faults[0].kind != KHEAP_FAULT_CORRUPT_HEAP ||
 		    faults[0].heap != &heap_) {
 			fprintf(stderr, "expected one corrupt-heap fault naming the heap, got %zu:",
 				faults.size());
-			for (const RecordedFault &f : faults)
-				fprintf(stderr, " [%s: %s]", kheap_fault_name(f.fault),
+			for (const Fault &f : faults)
+				fprintf(stderr, " [%s: %s]", kheap_fault_name(f.kind),
 					f.detail.c_str());
 			fprintf(stderr, "\n");
 			_exit(2);
@@ -1762,9 +1606,9 @@ TEST(SysHeapFaultTest, InstallingAHandlerReturnsThePreviousOne)
 	EXPECT_EQ(&count_fault, kheap_set_fault_handler(recording));
 	sys_heap_free(&heap, &not_from_heap);
 	EXPECT_EQ(1, counted_faults);
-	std::vector<RecordedFault> faults = FaultRecorder::take();
+	std::vector<Fault> faults = TakeFaults();
 	ASSERT_EQ(1u, faults.size());
-	EXPECT_EQ(KHEAP_FAULT_FOREIGN_POINTER, faults[0].fault);
+	EXPECT_EQ(KHEAP_FAULT_FOREIGN_POINTER, faults[0].kind);
 }
 
 /* The default handler prints one line naming fault, heap and pointer, then aborts. */

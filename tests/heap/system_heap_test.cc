@@ -11,15 +11,12 @@
  * seed (KHEAP_TEST_SEED replays one).
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <random>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,100 +24,21 @@
 
 #include <kheap/kheap.h>
 
+#include "tests/support/test_support.h"
+
 namespace
 {
 
-using Clock = std::chrono::steady_clock;
+using namespace kheap_test;
 
 /* The system heap's size when the build does not override it. */
 constexpr size_t kSystemHeapBytes = 16u * 1024 * 1024;
 /* What "promptly" means for a call that must not block, on a noisy machine. */
 constexpr int64_t kPromptMicros = 250 * 1000;
 
-int64_t MicrosSince(Clock::time_point start)
-{
-	return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-}
-
-uint64_t TestSeed()
-{
-	const char *env = getenv("KHEAP_TEST_SEED");
-	if (env != nullptr) {
-		return strtoull(env, nullptr, 0);
-	}
-	std::random_device device;
-	return (static_cast<uint64_t>(device()) << 32) ^ device();
-}
-
-uint8_t PatternByte(uint64_t tag, size_t i)
-{
-	uint64_t mixed = (tag + 1) * 0x9e3779b97f4a7c15ull;
-	return static_cast<uint8_t>((mixed >> ((i % 8) * 8)) ^ (i / 8));
-}
-
-void FillPattern(void *mem, size_t bytes, uint64_t tag)
-{
-	uint8_t *p = static_cast<uint8_t *>(mem);
-	for (size_t i = 0; i < bytes; i++) {
-		p[i] = PatternByte(tag, i);
-	}
-}
-
-bool HasPattern(const void *mem, size_t bytes, uint64_t tag)
-{
-	const uint8_t *p = static_cast<const uint8_t *>(mem);
-	for (size_t i = 0; i < bytes; i++) {
-		if (p[i] != PatternByte(tag, i)) {
-			return false;
-		}
-	}
-	return true;
-}
-
-bool IsZero(const void *mem, size_t bytes)
-{
-	const uint8_t *p = static_cast<const uint8_t *>(mem);
-	return std::all_of(p, p + bytes, [](uint8_t b) { return b == 0; });
-}
-
-bool IsAligned(const void *mem, size_t align)
-{
-	return reinterpret_cast<uintptr_t>(mem) % align == 0;
-}
-
-struct sys_memory_stats SystemStats()
-{
-	struct sys_memory_stats stats = {};
-	EXPECT_EQ(k_heap_runtime_stats_get(k_system_heap(), &stats), 0);
-	return stats;
-}
-
 size_t Usable(void *mem)
 {
 	return k_heap_usable_size(k_system_heap(), mem);
-}
-
-struct Fault {
-	enum kheap_fault kind;
-	const void *heap;
-	const void *ptr;
-};
-
-std::mutex g_fault_mutex;
-std::vector<Fault> g_faults;
-
-void RecordFault(enum kheap_fault kind, const void *heap, const void *ptr, const char *)
-{
-	std::lock_guard<std::mutex> lock(g_fault_mutex);
-	g_faults.push_back({kind, heap, ptr});
-}
-
-std::vector<Fault> TakeFaults()
-{
-	std::lock_guard<std::mutex> lock(g_fault_mutex);
-	std::vector<Fault> taken;
-	taken.swap(g_faults);
-	return taken;
 }
 
 class SystemHeapTest : public ::testing::Test
@@ -128,22 +46,19 @@ class SystemHeapTest : public ::testing::Test
       protected:
 	void SetUp() override
 	{
-		previous_handler_ = kheap_set_fault_handler(RecordFault);
-		TakeFaults();
-		baseline_ = SystemStats();
+		baseline_ = Stats(k_system_heap());
 	}
 
 	void TearDown() override
 	{
-		EXPECT_EQ(SystemStats().allocated_bytes, baseline_.allocated_bytes)
+		EXPECT_EQ(Stats(k_system_heap()).allocated_bytes, baseline_.allocated_bytes)
 		    << "the test leaked system heap memory";
 		EXPECT_TRUE(sys_heap_validate(&k_system_heap()->heap));
-		EXPECT_TRUE(TakeFaults().empty()) << "unexpected fault";
-		kheap_set_fault_handler(previous_handler_);
+		ExpectNoFaults();
 	}
 
+	FaultRecorder recorder_;
 	struct sys_memory_stats baseline_ = {};
-	kheap_fault_handler_t previous_handler_ = nullptr;
 };
 
 TEST_F(SystemHeapTest, SystemHeapIsOneHeapOfTheConfiguredSize)
@@ -151,7 +66,7 @@ TEST_F(SystemHeapTest, SystemHeapIsOneHeapOfTheConfiguredSize)
 	struct k_heap *heap = k_system_heap();
 	ASSERT_NE(heap, nullptr);
 	EXPECT_EQ(k_system_heap(), heap);
-	struct sys_memory_stats stats = SystemStats();
+	struct sys_memory_stats stats = Stats(k_system_heap());
 	EXPECT_GT(stats.free_bytes + stats.cached_bytes, kSystemHeapBytes - kSystemHeapBytes / 16);
 	EXPECT_LE(stats.free_bytes + stats.cached_bytes + stats.allocated_bytes, kSystemHeapBytes);
 	EXPECT_EQ(k_heap_waiter_count(heap), 0u);
@@ -172,7 +87,8 @@ TEST_F(SystemHeapTest, MallocReturnsUsableAlignedBlocksCountedInStats)
 		FillPattern(mem, bytes, bytes);
 		usable_total += Usable(mem);
 		blocks.push_back(mem);
-		EXPECT_EQ(SystemStats().allocated_bytes, baseline_.allocated_bytes + usable_total);
+		EXPECT_EQ(Stats(k_system_heap()).allocated_bytes,
+			  baseline_.allocated_bytes + usable_total);
 	}
 	size_t index = 0;
 	for (size_t bytes : {1, 8, 13, 64, 100, 1024, 1025, 4096, 100000, 1000000}) {
@@ -205,13 +121,13 @@ TEST_F(SystemHeapTest, CallocZeroesAndRefusesOverflow)
 		}
 	}
 
-	struct sys_memory_stats before = SystemStats();
+	struct sys_memory_stats before = Stats(k_system_heap());
 	EXPECT_EQ(k_calloc(SIZE_MAX / 2 + 1, 2), nullptr);
 	EXPECT_EQ(k_calloc(2, SIZE_MAX / 2 + 1), nullptr);
 	EXPECT_EQ(k_calloc(SIZE_MAX, SIZE_MAX), nullptr);
 	EXPECT_EQ(k_calloc(0, 8), nullptr);
 	EXPECT_EQ(k_calloc(8, 0), nullptr);
-	EXPECT_EQ(SystemStats().allocated_bytes, before.allocated_bytes);
+	EXPECT_EQ(Stats(k_system_heap()).allocated_bytes, before.allocated_bytes);
 }
 
 TEST_F(SystemHeapTest, AlignedAllocHonoursPowerOfTwoAlignments)
@@ -251,13 +167,13 @@ TEST_F(SystemHeapTest, ReallocFollowsZephyrSemantics)
 	EXPECT_EQ(shrunk, grown) << "a shrink can always stay in place";
 	EXPECT_TRUE(HasPattern(shrunk, 300, 2));
 
-	struct sys_memory_stats before = SystemStats();
+	struct sys_memory_stats before = Stats(k_system_heap());
 	EXPECT_EQ(k_realloc(shrunk, 2 * kSystemHeapBytes), nullptr);
 	EXPECT_TRUE(HasPattern(shrunk, 300, 2)) << "a failed realloc changed the block";
-	EXPECT_EQ(SystemStats().allocated_bytes, before.allocated_bytes);
+	EXPECT_EQ(Stats(k_system_heap()).allocated_bytes, before.allocated_bytes);
 
 	EXPECT_EQ(k_realloc(shrunk, 0), nullptr);
-	EXPECT_EQ(SystemStats().allocated_bytes, baseline_.allocated_bytes);
+	EXPECT_EQ(Stats(k_system_heap()).allocated_bytes, baseline_.allocated_bytes);
 }
 
 TEST_F(SystemHeapTest, ExhaustedHeapAnswersNullPromptlyAndNeverWaits)
@@ -273,8 +189,7 @@ TEST_F(SystemHeapTest, ExhaustedHeapAnswersNullPromptlyAndNeverWaits)
 		}
 	}
 	ASSERT_GE(blocks.size(), 15u);
-	struct k_heap_counters before = {};
-	ASSERT_EQ(k_heap_counters_get(k_system_heap(), &before), 0);
+	struct k_heap_counters before = Counters(k_system_heap());
 
 	std::atomic<bool> stop{false};
 	std::atomic<unsigned int> most_waiters{0};
@@ -328,9 +243,7 @@ TEST_F(SystemHeapTest, ExhaustedHeapAnswersNullPromptlyAndNeverWaits)
 	EXPECT_EQ(successes.load(), 0) << "an exhausted heap served a request";
 	EXPECT_LT(slowest.load(), kPromptMicros) << "a call on an exhausted heap took too long";
 	EXPECT_EQ(most_waiters.load(), 0u) << "a k_malloc-family call waited";
-	struct k_heap_counters after = {};
-	ASSERT_EQ(k_heap_counters_get(k_system_heap(), &after), 0);
-	EXPECT_EQ(after.waits, before.waits);
+	EXPECT_EQ(Counters(k_system_heap()).waits, before.waits);
 
 	for (void *mem : blocks) {
 		k_free(mem);
@@ -345,40 +258,30 @@ TEST_F(SystemHeapTest, MisuseReachesTheFaultHandlerWithTheSystemHeap)
 	void *mem = k_malloc(64);
 	ASSERT_NE(mem, nullptr);
 	alignas(16) char on_stack[32];
-	struct sys_memory_stats before = SystemStats();
+	struct sys_memory_stats before = Stats(k_system_heap());
 
 	k_free(on_stack + 8);
-	std::vector<Fault> faults = TakeFaults();
-	ASSERT_EQ(faults.size(), 1u);
-	EXPECT_EQ(faults[0].kind, KHEAP_FAULT_FOREIGN_POINTER);
-	EXPECT_EQ(faults[0].heap, k_system_heap());
-	EXPECT_EQ(faults[0].ptr, on_stack + 8);
+	ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, k_system_heap(), on_stack + 8);
 
 	/* With known contents, so nothing in the body can pass for a header. */
 	FillPattern(mem, 64, 64);
 	k_free(static_cast<char *>(mem) + 16);
-	faults = TakeFaults();
-	ASSERT_EQ(faults.size(), 1u);
-	EXPECT_EQ(faults[0].kind, KHEAP_FAULT_INTERIOR_POINTER);
+	ExpectOneFault(KHEAP_FAULT_INTERIOR_POINTER, k_system_heap(),
+		       static_cast<char *>(mem) + 16);
 
 	EXPECT_EQ(k_realloc(on_stack + 8, 100), nullptr);
-	faults = TakeFaults();
-	ASSERT_EQ(faults.size(), 1u);
-	EXPECT_EQ(faults[0].kind, KHEAP_FAULT_FOREIGN_POINTER);
-	EXPECT_EQ(SystemStats().allocated_bytes, before.allocated_bytes);
+	ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, k_system_heap(), on_stack + 8);
+	EXPECT_EQ(Stats(k_system_heap()).allocated_bytes, before.allocated_bytes);
 
 	k_free(mem);
 	k_free(mem);
-	faults = TakeFaults();
-	ASSERT_EQ(faults.size(), 1u);
-	EXPECT_EQ(faults[0].kind, KHEAP_FAULT_DOUBLE_FREE);
-	EXPECT_EQ(faults[0].ptr, mem);
+	ExpectOneFault(KHEAP_FAULT_DOUBLE_FREE, k_system_heap(), mem);
 }
 
 TEST_F(SystemHeapTest, ConcurrentUseKeepsContentsAndHeapIntact)
 {
 	uint64_t seed = TestSeed();
-	SCOPED_TRACE("seed " + std::to_string(seed));
+	SCOPED_TRACE(SeedTrace(seed));
 	constexpr int kThreads = 8;
 	constexpr int kOps = 50000;
 	std::atomic<int> corrupted{0};
@@ -397,12 +300,7 @@ TEST_F(SystemHeapTest, ConcurrentUseKeepsContentsAndHeapIntact)
 	for (int t = 0; t < kThreads; t++) {
 		workers.emplace_back([&, t] {
 			std::mt19937_64 rng(seed + t);
-			struct Held {
-				void *mem;
-				size_t bytes;
-				uint64_t tag;
-			};
-			std::vector<Held> held;
+			std::vector<TaggedBlock> held;
 			uint64_t tag = static_cast<uint64_t>(t) << 40;
 			for (int op = 0; op < kOps; op++) {
 				size_t bytes = 1 + rng() % (size_t{1} << (rng() % 14));
@@ -419,7 +317,7 @@ TEST_F(SystemHeapTest, ConcurrentUseKeepsContentsAndHeapIntact)
 					FillPattern(mem, bytes, tag);
 					held.push_back({mem, bytes, tag++});
 				} else if (!held.empty() && action < 7) {
-					Held &block = held[rng() % held.size()];
+					TaggedBlock &block = held[rng() % held.size()];
 					void *mem = k_realloc(block.mem, bytes);
 					if (mem == nullptr) {
 						continue;
@@ -432,8 +330,7 @@ TEST_F(SystemHeapTest, ConcurrentUseKeepsContentsAndHeapIntact)
 					block = {mem, bytes, tag++};
 				} else if (!held.empty()) {
 					size_t victim = rng() % held.size();
-					if (!HasPattern(held[victim].mem, held[victim].bytes,
-							held[victim].tag)) {
+					if (!HasPattern(held[victim])) {
 						corrupted++;
 					}
 					k_free(held[victim].mem);
@@ -441,7 +338,7 @@ TEST_F(SystemHeapTest, ConcurrentUseKeepsContentsAndHeapIntact)
 					held.pop_back();
 				}
 			}
-			for (const Held &block : held) {
+			for (const TaggedBlock &block : held) {
 				k_free(block.mem);
 			}
 		});
