@@ -144,6 +144,8 @@ TEST_F(HardeningTest, ExtremeValidatesAfterEveryOperation)
 		// Damage the gap's free-list link; a large request is served from
 		// the rest and never looks at the gap, so only a whole-heap
 		// check can notice.
+		// Both words: the links are 16-bit each with 4-byte headers.
+		gap[0] = 0xdeadbeef;
 		gap[1] = 0xdeadbeef;
 		void *big = sys_heap_alloc(&heap, 4000);
 		ASSERT_NE(nullptr, big);

@@ -453,7 +453,7 @@ TEST(SysHeapInitTest, RefusesRegionsBeyondTheChunkFormat)
 {
 	if (sizeof(void *) < 8)
 		GTEST_SKIP() << "needs a 64-bit address space";
-	const size_t reserve = size_t{64} << 30;
+	const size_t reserve = static_cast<size_t>(uint64_t{64} << 30);
 	void *map = mmap(nullptr, reserve, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (map == MAP_FAILED)
@@ -462,7 +462,7 @@ TEST(SysHeapInitTest, RefusesRegionsBeyondTheChunkFormat)
 	sys_heap heap;
 	EXPECT_EQ(-E2BIG, sys_heap_init(&heap, map, reserve));
 	EXPECT_EQ(nullptr, sys_heap_alloc(&heap, 8));
-	EXPECT_EQ(-E2BIG, sys_heap_init(&heap, map, (size_t{8} << 30) + 4096));
+	EXPECT_EQ(-E2BIG, sys_heap_init(&heap, map, static_cast<size_t>(uint64_t{8} << 30) + 4096));
 	EXPECT_EQ(-E2BIG, z_heap_init_with_headers(&heap, map, reserve, Z_HEAP_HEADER_BIG));
 	EXPECT_EQ(nullptr, sys_heap_alloc(&heap, 8));
 	expect_only_bad_heap_faults();
@@ -573,25 +573,18 @@ TEST_P(SysHeapTest, OverflowingSizesAreRefusedWithoutTouchingTheHeap)
 	ASSERT_NE(nullptr, keep);
 	FillPattern(keep, usable(keep), 17);
 	sys_memory_stats before = stats();
-	const size_t huge[] = {
-	    SIZE_MAX,
-	    SIZE_MAX - 1,
-	    SIZE_MAX - 3,
-	    SIZE_MAX - 4,
-	    SIZE_MAX - 7,
-	    SIZE_MAX - 8,
-	    SIZE_MAX - 15,
-	    SIZE_MAX - 4096,
-	    SIZE_MAX / 2,
-	    SIZE_MAX / 2 + 1,
-	    SIZE_MAX / kUnit,
-	    SIZE_MAX / kUnit + 1,
-	    static_cast<size_t>(UINT32_MAX),
-	    static_cast<size_t>(UINT32_MAX) + 1,
-	    static_cast<size_t>(UINT32_MAX) * kUnit,
-	    (static_cast<size_t>(UINT32_MAX) + 1) * kUnit,
-	    (static_cast<size_t>(UINT32_MAX) + 1) * kUnit - 4,
+	std::vector<size_t> huge = {
+	    SIZE_MAX,	  SIZE_MAX - 1,	    SIZE_MAX - 3,     SIZE_MAX - 4,
+	    SIZE_MAX - 7, SIZE_MAX - 8,	    SIZE_MAX - 15,    SIZE_MAX - 4096,
+	    SIZE_MAX / 2, SIZE_MAX / 2 + 1, SIZE_MAX / kUnit, SIZE_MAX / kUnit + 1,
 	};
+	// Sizes that overflow a 32-bit unit count exist only where size_t is wider.
+	if (sizeof(size_t) > sizeof(uint32_t)) {
+		for (uint64_t wide :
+		     {uint64_t{UINT32_MAX}, uint64_t{UINT32_MAX} + 1, uint64_t{UINT32_MAX} * kUnit,
+		      (uint64_t{UINT32_MAX} + 1) * kUnit, (uint64_t{UINT32_MAX} + 1) * kUnit - 4})
+			huge.push_back(static_cast<size_t>(wide));
+	}
 	for (size_t n : huge) {
 		SCOPED_TRACE(::testing::Message() << "request " << n);
 		EXPECT_EQ(nullptr, alloc(n));
@@ -744,7 +737,8 @@ TEST_P(SysHeapTest, UnsatisfiableAlignmentIsRefusedWithoutTouchingTheHeap)
 {
 	if (sizeof(void *) < 8)
 		GTEST_SKIP() << "needs 64-bit pointers";
-	for (size_t align : {size_t{1} << 40, size_t{1} << 62, size_t{1} << 63}) {
+	for (uint64_t wide : {uint64_t{1} << 40, uint64_t{1} << 62, uint64_t{1} << 63}) {
+		size_t align = static_cast<size_t>(wide);
 		SCOPED_TRACE(::testing::Message() << "align " << align);
 		uintptr_t start = reinterpret_cast<uintptr_t>(region_.start());
 		if ((start + align - 1) / align * align < start + kRegionBytes)
@@ -1210,7 +1204,8 @@ class SysHeapStressTest : public SysHeapTest
 		rec->heap = &heap_;
 		rec->base = region_.start();
 		rec->ops = kOps;
-		std::vector<uint64_t> scratch(2 * scratch_blocks);
+		// A live-block record is a pointer and a size: two words.
+		std::vector<uintptr_t> scratch(2 * scratch_blocks);
 		size_t scratch_bytes = scratch.size() * sizeof(scratch[0]);
 		memset(result, 0xee, sizeof(*result));
 		if (seeded)
