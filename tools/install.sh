@@ -4,6 +4,7 @@
 #   PREFIX/include/kheap/*.h, PREFIX/include/zephyr/**.h   public headers
 #   PREFIX/lib/libkheap.a                                  every kheap object, PIC
 #   PREFIX/lib/libkheap.so.N, PREFIX/lib/libkheap.so       shared library and dev link
+#   PREFIX/lib/libkheap_malloc.so                          malloc replacement (LD_PRELOAD)
 #   PREFIX/lib/pkgconfig/kheap.pc                          cflags and libs
 #
 # Invariants: running it again over the same PREFIX gives the same tree (files
@@ -26,8 +27,8 @@ die() {
 
 usage() {
 	echo "usage: tools/install.sh PREFIX" >&2
-	echo "  builds kheap with Bazel and installs headers, libkheap.a, libkheap.so" >&2
-	echo "  and lib/pkgconfig/kheap.pc under PREFIX" >&2
+	echo "  builds kheap with Bazel and installs headers, libkheap.a, libkheap.so," >&2
+	echo "  libkheap_malloc.so and lib/pkgconfig/kheap.pc under PREFIX" >&2
 	exit 2
 }
 
@@ -51,8 +52,8 @@ mkdir -p "$1" || die "cannot create prefix directory '$1'"
 prefix="$(cd "$1" && pwd)"
 
 cd "$repo_root"
-echo "install.sh: building //:libkheap.so and //:kheap_archive"
-"${bazel_cmd[@]}" build "${bazel_flags[@]}" //:libkheap.so //:kheap_archive ||
+echo "install.sh: building //:libkheap.so, //:kheap_archive and //malloc:libkheap_malloc.so"
+"${bazel_cmd[@]}" build "${bazel_flags[@]}" //:libkheap.so //:kheap_archive //malloc:libkheap_malloc.so ||
 	die "bazel build failed (see the output above)"
 bazel_bin="$("${bazel_cmd[@]}" info "${bazel_flags[@]}" bazel-bin 2>/dev/null)" ||
 	die "'bazel info bazel-bin' failed"
@@ -60,7 +61,8 @@ bazel_bin="$("${bazel_cmd[@]}" info "${bazel_flags[@]}" bazel-bin 2>/dev/null)" 
 built_so="$bazel_bin/libkheap.so"
 built_a="$bazel_bin/libkheap.a"
 built_flags="$bazel_bin/libkheap.a.linkflags"
-for f in "$built_so" "$built_a" "$built_flags"; do
+built_malloc="$bazel_bin/malloc/libkheap_malloc.so"
+for f in "$built_so" "$built_a" "$built_flags" "$built_malloc"; do
 	[[ -f "$f" ]] || die "expected build output '$f' is missing"
 done
 
@@ -84,6 +86,7 @@ install_file 0644 "$built_a" "$prefix/lib/libkheap.a"
 install_file 0755 "$built_so" "$prefix/lib/$soname"
 ln -sfn "$soname" "$prefix/lib/libkheap.so" || die "cannot link $prefix/lib/libkheap.so"
 installed+=("$prefix/lib/libkheap.so -> $soname")
+install_file 0755 "$built_malloc" "$prefix/lib/libkheap_malloc.so"
 
 # The system libraries the Bazel link uses, in link order, then -pthread.
 private_libs=""
