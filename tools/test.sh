@@ -5,7 +5,8 @@
 # binaries. Exits non-zero on any failure.
 #
 # Configurations: the native suite; the concurrency suites again under
-# ThreadSanitizer.
+# ThreadSanitizer; every suite built for ARMv8-A (aarch64) and ARMv7-A
+# (armhf) and run under qemu-user (tests tagged native-only excepted).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,8 @@ run_suite() {
 # last argument of each suite is its single target pattern.
 run_suite native //...
 run_suite tsan --config=tsan //tests:concurrency
+run_suite aarch64 --config=aarch64 //...
+run_suite armv7 --config=armv7 //...
 
 checks=()
 run_check() {
