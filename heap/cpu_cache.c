@@ -24,8 +24,10 @@
  * try; or the waiter's increment is ordered before the free's lock acquire
  * (the drain's release of that lock pairs with the free's acquire), so the
  * free sees waiter_count != 0 and goes to the global heap, where it serves
- * the queue. Refill also checks waiter_count, so caches do not hoard while
- * anyone waits.
+ * the queue. Refill must check waiter_count too, and park nothing while
+ * anyone waits: the waiter has already drained this cache, so blocks parked
+ * after that would sit unseen while it sleeps (a lost wake-up; the model in
+ * smp/waitq.pml finds it when this check is removed).
  *
  * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
  * that would exceed it first flushes half of that class to the heap.

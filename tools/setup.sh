@@ -23,6 +23,7 @@ packages=(
 	liburcu-dev
 	pkg-config
 	python3
+	spin
 )
 
 missing=()

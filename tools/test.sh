@@ -6,7 +6,10 @@
 #
 # Configurations: the native suite; the concurrency suites again under
 # ThreadSanitizer; every suite built for ARMv8-A (aarch64) and ARMv7-A
-# (armhf) and run under qemu-user (tests tagged native-only excepted).
+# (armhf) and run under qemu-user (tests tagged native-only excepted); the
+# tests again under AddressSanitizer and UndefinedBehaviorSanitizer. Checks:
+# the install, 30 s of libFuzzer, the wait-queue model in spin, and a short
+# heapstress soak under ASan (docs/RELIABILITY.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +34,8 @@ run_suite native //...
 run_suite tsan --config=tsan //tests:concurrency
 run_suite aarch64 --config=aarch64 //...
 run_suite armv7 --config=armv7 //...
+run_suite asan --config=asan //tests/...
+run_suite ubsan --config=ubsan //tests/...
 
 checks=()
 run_check() {
@@ -45,6 +50,8 @@ run_check() {
 }
 
 run_check install bash tools/check_install.sh
+run_check fuzz bash tests/fuzz/run_fuzz.sh 30
+run_check wait-queue-model bash tests/model/run_spin.sh
 # A short soak: heapstress under AddressSanitizer, every workload, fixed seed.
 # (docs/RELIABILITY.md has the long form.)
 run_check heapstress-asan-soak bazel run --config=asan //tools:heapstress -- \
