@@ -721,6 +721,10 @@ TEST_P(KHeapTest, ManyBlockedThreadsOnATinyHeapAllFinish)
 	std::atomic<int> nulls{0};
 	std::atomic<int> corrupted{0};
 	std::atomic<int> finished{0};
+	/* Start full, so the first requests must queue whatever the scheduler
+	 * does; the heap is released once someone is seen waiting.
+	 */
+	FilledHeap full = FillHeap(&heap_, 512);
 	{
 		Watchdog watchdog("32 threads blocking with K_FOREVER");
 		std::vector<std::thread> threads;
@@ -744,6 +748,9 @@ TEST_P(KHeapTest, ManyBlockedThreadsOnATinyHeapAllFinish)
 				finished++;
 			});
 		}
+		EXPECT_TRUE(WaitFor([&] { return k_heap_waiter_count(&heap_) > 0; }))
+		    << "nobody queued on a full heap";
+		FreeAll(&heap_, &full);
 		for (std::thread &thread : threads) {
 			thread.join();
 		}
