@@ -92,6 +92,13 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 		batch = KHEAP_REFILL_BATCH;
 	kheap_spin_lock(&ctl->lock);
 	first = z_heap_alloc_exact(h, units);
+	/* A batch parks blocks all over a nearly full heap; when they come back
+	 * at the next drain they are holes too small for the request that
+	 * needed the drain. Under pressure a refill takes only what it serves.
+	 */
+	kheap_note_pressure(ctl);
+	if (kheap_load_uint(&ctl->low_memory))
+		batch = 1;
 	if (first != 0 && nobody_waits(ctl)) {
 		for (uint32_t i = 1; i < batch; i++) {
 			chunkid_t c;
@@ -259,7 +266,8 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 		return KHEAP_CACHE_FREE_DONE;
 	}
 	units = chunk_size(z, c);
-	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl))
+	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl) ||
+	    kheap_load_uint(&ctl->low_memory))
 		goto out;
 	cache = &ctl->cpus[slot];
 	block_bytes = chunksz_to_bytes(z, units);
@@ -268,6 +276,7 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 
 		kheap_spin_lock(&ctl->lock);
 		release_class(z, cache, units, (cls->count + 1) / 2);
+		kheap_note_pressure(ctl);
 		kheap_spin_unlock(&ctl->lock);
 		cache->counters.flushes++;
 		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
@@ -310,6 +319,7 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 			release_class(h, cache, units, UINT32_MAX);
 		ctl->drains++;
 		served = kheap_serve_waiters(ctl, wake, 8);
+		kheap_note_pressure(ctl);
 		kheap_spin_unlock(&ctl->lock);
 		kheap_spin_unlock(kheap_slot_lock(i));
 		kheap_wake_served(wake, served);

@@ -218,6 +218,7 @@ static void free_global(struct k_heap *h, struct k_heap_control *ctl, void *mem)
 		z_heap_free_chunk(z, c);
 		if (ctl->waitq.head != NULL)
 			served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+		kheap_note_pressure(ctl);
 	}
 	kheap_spin_unlock(&ctl->lock);
 	kheap_wake_served(wake, served);
@@ -278,6 +279,7 @@ static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes
 
 	kheap_spin_lock(&ctl->lock);
 	mem = z_heap_aligned_alloc(z, align, bytes);
+	kheap_note_pressure(ctl);
 	kheap_spin_unlock(&ctl->lock);
 	if (mem != NULL)
 		return mem;
