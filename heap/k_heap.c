@@ -124,14 +124,17 @@ static struct k_heap_control *ready_control_slow(struct k_heap *h)
 		state = kheap_load_acquire_uint(&h->init_state);
 		if (state == KHEAP_STATE_READY)
 			return h->control;
-		if (state == KHEAP_STATE_UNINITIALISED &&
-		    kheap_cas_uint(&h->init_state, KHEAP_STATE_UNINITIALISED,
-				   KHEAP_STATE_INITIALISING)) {
-			int rc = format_k_heap(h, h->heap.init_mem, h->heap.init_bytes,
-					       h->cache_percent);
+		if (state == KHEAP_STATE_UNINITIALISED) {
+			/* Whoever loses the race re-reads the state and waits. */
+			if (kheap_cas_uint(&h->init_state, KHEAP_STATE_UNINITIALISED,
+					   KHEAP_STATE_INITIALISING)) {
+				int rc = format_k_heap(h, h->heap.init_mem, h->heap.init_bytes,
+						       kheap_load_uint(&h->cache_percent));
 
-			kheap_store_release_uint(&h->init_state,
-						 rc == 0 ? KHEAP_STATE_READY : KHEAP_STATE_FAILED);
+				kheap_store_release_uint(&h->init_state, rc == 0
+									     ? KHEAP_STATE_READY
+									     : KHEAP_STATE_FAILED);
+			}
 			continue;
 		}
 		if (state == KHEAP_STATE_INITIALISING || state == KHEAP_STATE_CLOSING) {
