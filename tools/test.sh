@@ -8,7 +8,7 @@
 # ThreadSanitizer; every suite built for ARMv8-A (aarch64) and ARMv7-A
 # (armhf) and run under qemu-user (tests tagged native-only excepted); the
 # tests again under AddressSanitizer and UndefinedBehaviorSanitizer. Checks:
-# the install, 30 s of libFuzzer, the wait-queue model in spin, and a short
+# the install, a smoke run of the allocator benchmark, 30 s of libFuzzer, the wait-queue model in spin, and a short
 # heapstress soak under ASan (docs/RELIABILITY.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,7 @@ run_check() {
 }
 
 run_check install bash tools/check_install.sh
+run_check benchmark-smoke bazel run //tools/bench:kheap_bench -- --smoke
 run_check fuzz bash tests/fuzz/run_fuzz.sh 30
 run_check wait-queue-model bash tests/model/run_spin.sh
 # A short soak: heapstress under AddressSanitizer, every workload, fixed seed.

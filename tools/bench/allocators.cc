@@ -43,6 +43,26 @@ struct LibrarySpec {
 	std::vector<const char *> owns_names;
 };
 
+/*
+ * libkheap_malloc.so, the C allocation API on k_heap (malloc/): the same
+ * workloads through malloc/free, as a program would run with LD_PRELOAD.
+ * Found in the binary's runfiles, or at $KHEAP_MALLOC_SO.
+ */
+const char *kheap_malloc_path()
+{
+	static std::string path = [] {
+		if (const char *env = getenv("KHEAP_MALLOC_SO"))
+			return std::string(env);
+		char exe[4096];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			return std::string("libkheap_malloc.so");
+		exe[n] = '\0';
+		return std::string(exe) + ".runfiles/kheap/malloc/libkheap_malloc.so";
+	}();
+	return path.c_str();
+}
+
 const std::vector<LibrarySpec> &library_specs()
 {
 	static const std::vector<LibrarySpec> specs = {
@@ -70,6 +90,7 @@ const std::vector<LibrarySpec> &library_specs()
 	     {"mi_free", "free"},
 	     {"mi_usable_size", "malloc_usable_size"},
 	     {"mi_is_in_heap_region"}},
+	    {"kheap-malloc", kheap_malloc_path(), {"malloc"}, {"free"}, {"malloc_usable_size"}, {}},
 	};
 	return specs;
 }
