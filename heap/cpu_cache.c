@@ -291,19 +291,23 @@ out:
 	return result;
 }
 
+/* Frees every block one CPU's cache holds; its slot lock and the heap lock
+ * are held.
+ */
+static void release_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
+{
+	for (uint32_t units = ctl->min_class_units; units <= ctl->max_class_units; units++)
+		release_class(control_heap(ctl), cache, units, UINT32_MAX);
+}
+
 void kheap_cache_release_all_locked(struct k_heap_control *ctl)
 {
-	struct z_heap *h = control_heap(ctl);
-
 	for (uint32_t i = 0; i < ctl->cpu_count; i++)
-		for (uint32_t units = ctl->min_class_units; units <= ctl->max_class_units; units++)
-			release_class(h, &ctl->cpus[i], units, UINT32_MAX);
+		release_cache(ctl, &ctl->cpus[i]);
 }
 
 void kheap_cache_drain_all(struct k_heap_control *ctl)
 {
-	struct z_heap *h = control_heap(ctl);
-
 	for (uint32_t i = 0; i < ctl->cpu_count; i++) {
 		struct kheap_cpu_cache *cache = &ctl->cpus[i];
 		uint32_t *wake[8];
@@ -315,8 +319,7 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 			continue;
 		}
 		kheap_spin_lock(&ctl->lock);
-		for (uint32_t units = ctl->min_class_units; units <= ctl->max_class_units; units++)
-			release_class(h, cache, units, UINT32_MAX);
+		release_cache(ctl, cache);
 		ctl->drains++;
 		served = kheap_serve_waiters(ctl, wake, 8);
 		kheap_note_pressure(ctl);
