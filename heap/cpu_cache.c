@@ -90,7 +90,7 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 
 	if (batch > KHEAP_REFILL_BATCH)
 		batch = KHEAP_REFILL_BATCH;
-	kheap_spin_lock(&ctl->lock);
+	kheap_heap_lock(ctl);
 	first = z_heap_alloc_exact(h, units);
 	/* A batch parks blocks all over a nearly full heap; when they come back
 	 * at the next drain they are holes too small for the request that
@@ -122,7 +122,7 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 	}
 	if (first != 0 && z_heap_has_trailers(h))
 		z_heap_write_trailer(h, first, bytes);
-	kheap_spin_unlock(&ctl->lock);
+	kheap_heap_unlock(ctl);
 	cache->counters.refills++;
 	return first == 0 ? NULL : chunk_mem(h, first);
 }
@@ -274,10 +274,10 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 	if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
 		struct kheap_cache_class *cls = &cache->classes[units];
 
-		kheap_spin_lock(&ctl->lock);
+		kheap_heap_lock(ctl);
 		release_class(z, cache, units, (cls->count + 1) / 2);
 		kheap_note_pressure(ctl);
-		kheap_spin_unlock(&ctl->lock);
+		kheap_heap_unlock(ctl);
 		cache->counters.flushes++;
 		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
 			goto out;
@@ -318,14 +318,14 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 			kheap_spin_unlock(kheap_slot_lock(i));
 			continue;
 		}
-		kheap_spin_lock(&ctl->lock);
+		kheap_heap_lock(ctl);
 		release_cache(ctl, cache);
 		ctl->drains++;
 		served = kheap_serve_waiters(ctl, wake, 8);
 		kheap_note_pressure(ctl);
-		kheap_spin_unlock(&ctl->lock);
+		kheap_heap_unlock(ctl);
 		kheap_spin_unlock(kheap_slot_lock(i));
-		kheap_wake_served(wake, served);
+		kheap_wake_served(ctl, wake, served);
 	}
 }
 

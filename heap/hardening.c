@@ -4,7 +4,9 @@
  * setting the level.
  *
  * Trailer layout (FULL and above). A block of R requested bytes gets a chunk
- * with room for R + 8; the last 8 usable bytes hold R ^ TRAILER_KEY, and
+ * with room for R + 8; the last 8 usable bytes hold (R | tag << 40) ^
+ * TRAILER_KEY, where tag is the owner tag of a shared heap's block (0
+ * otherwise; R is below 2^40 because a heap is smaller than that), and
  * every byte between R and the trailer holds TRAILER_PAD. At free both must
  * be intact, so a write of even one byte past R is caught. The trailer's
  * position is fixed by the chunk size alone, so it is found without knowing
@@ -21,9 +23,11 @@
 #include "heap/heap_internal.h"
 #include "heap/k_heap_internal.h"
 
-#define TRAILER_KEY 0x6b6865617074726cull
-#define TRAILER_PAD 0xa5
-#define POISON_BYTE 0xdb
+#define TRAILER_KEY	   0x6b6865617074726cull
+#define TRAILER_PAD	   0xa5
+#define POISON_BYTE	   0xdb
+#define TRAILER_TAG_SHIFT  40
+#define TRAILER_BYTES_MASK ((1ull << TRAILER_TAG_SHIFT) - 1)
 
 static uint8_t *usable_end(const struct z_heap *h, chunkid_t c)
 {
@@ -41,16 +45,22 @@ void z_heap_write_trailer(struct z_heap *h, chunkid_t c, size_t bytes)
 	memcpy(end - Z_HEAP_TRAILER_BYTES, &word, sizeof(word));
 }
 
+static uint64_t trailer_word(const struct z_heap *h, chunkid_t c)
+{
+	uint64_t word;
+
+	memcpy(&word, usable_end(h, c) - Z_HEAP_TRAILER_BYTES, sizeof(word));
+	return word ^ TRAILER_KEY;
+}
+
 bool z_heap_trailer_intact(const struct z_heap *h, chunkid_t c, size_t *requested)
 {
 	const uint8_t *end = usable_end(h, c);
 	const uint8_t *mem = chunk_mem(h, c);
 	size_t room = (size_t)(end - mem) - Z_HEAP_TRAILER_BYTES;
-	uint64_t word;
+	uint64_t word = trailer_word(h, c) & TRAILER_BYTES_MASK;
 	size_t bytes;
 
-	memcpy(&word, end - Z_HEAP_TRAILER_BYTES, sizeof(word));
-	word ^= TRAILER_KEY;
 	if (word > room)
 		return false;
 	bytes = (size_t)word;
@@ -60,6 +70,22 @@ bool z_heap_trailer_intact(const struct z_heap *h, chunkid_t c, size_t *requeste
 	if (requested != NULL)
 		*requested = bytes;
 	return true;
+}
+
+uint32_t z_heap_trailer_tag(const struct z_heap *h, chunkid_t c)
+{
+	if (!z_heap_trailer_intact(h, c, NULL))
+		return 0;
+	return (uint32_t)(trailer_word(h, c) >> TRAILER_TAG_SHIFT);
+}
+
+void z_heap_set_trailer_tag(struct z_heap *h, chunkid_t c, uint32_t tag)
+{
+	uint64_t word = (trailer_word(h, c) & TRAILER_BYTES_MASK) | (uint64_t)tag
+									<< TRAILER_TAG_SHIFT;
+
+	word ^= TRAILER_KEY;
+	memcpy(usable_end(h, c) - Z_HEAP_TRAILER_BYTES, &word, sizeof(word));
 }
 
 void z_heap_poison(struct z_heap *h, chunkid_t c)
@@ -95,8 +121,7 @@ int sys_heap_set_hardening(struct sys_heap *heap, enum sys_heap_hardening level)
 	if (h == NULL || (unsigned int)level > SYS_HEAP_HARDENING_EXTREME)
 		return -EINVAL;
 	if (h->owner_control != 0)
-		return k_heap_set_hardening(
-		    ((struct k_heap_control *)chunk_mem(h, h->owner_control))->owner, level);
+		return k_heap_set_hardening(k_heap_of(heap), level);
 	if (h->allocated_bytes != 0)
 		return -EBUSY;
 	h->hardening = level;

@@ -42,6 +42,10 @@ static inline size_t z_heap_max_request(const struct z_heap *h)
 
 void z_heap_write_trailer(struct z_heap *h, chunkid_t c, size_t bytes);
 bool z_heap_trailer_intact(const struct z_heap *h, chunkid_t c, size_t *requested);
+/* The owner tag in an intact trailer (shared heaps), 0 when there is none. */
+uint32_t z_heap_trailer_tag(const struct z_heap *h, chunkid_t c);
+/* Records an owner tag in the intact trailer of chunk c. */
+void z_heap_set_trailer_tag(struct z_heap *h, chunkid_t c, uint32_t tag);
 void z_heap_poison(struct z_heap *h, chunkid_t c);
 bool z_heap_poison_intact(const struct z_heap *h, chunkid_t c, size_t skip);
 /* Raises KHEAP_FAULT_CORRUPT_HEAP if any invariant is broken (EXTREME). */

@@ -34,17 +34,12 @@
 
 #define WAKE_BATCH 8
 
-static struct k_heap_control *control_of_heap(struct z_heap *h)
-{
-	return chunk_mem(h, h->owner_control);
-}
-
 static size_t control_bytes(uint32_t cpu_count)
 {
 	return sizeof(struct k_heap_control) + (size_t)cpu_count * sizeof(struct kheap_cpu_cache);
 }
 
-static int format_k_heap(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_percent)
+int kheap_format(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_percent)
 {
 	uint32_t cpus = kheap_cpu_count();
 	struct k_heap_control *ctl = NULL;
@@ -67,7 +62,7 @@ static int format_k_heap(struct k_heap *h, void *mem, size_t bytes, unsigned int
 		return -EINVAL;
 	}
 	memset(ctl, 0, control_bytes(cpus));
-	ctl->owner = h;
+	ctl->control_chunk = mem_to_chunk(z, ctl);
 	ctl->cpu_count = cpus;
 	kheap_spin_init(&ctl->lock);
 	for (uint32_t i = 0; i < cpus; i++)
@@ -103,7 +98,9 @@ int k_heap_init_config(struct k_heap *h, void *mem, size_t bytes,
 	if (h == NULL)
 		return -EINVAL;
 	h->control = NULL;
-	rc = format_k_heap(h, mem, bytes, percent);
+	h->owner_tag = 0;
+	h->shared_region = NULL;
+	rc = kheap_format(h, mem, bytes, percent);
 	kheap_store_release_uint(&h->init_state, rc == 0 ? KHEAP_STATE_READY : KHEAP_STATE_FAILED);
 	return rc;
 }
@@ -128,14 +125,20 @@ static struct k_heap_control *ready_control_slow(struct k_heap *h)
 			/* Whoever loses the race re-reads the state and waits. */
 			if (kheap_cas_uint(&h->init_state, KHEAP_STATE_UNINITIALISED,
 					   KHEAP_STATE_INITIALISING)) {
-				int rc = format_k_heap(h, h->heap.init_mem, h->heap.init_bytes,
-						       kheap_load_uint(&h->cache_percent));
+				int rc = kheap_format(h, h->heap.init_mem, h->heap.init_bytes,
+						      kheap_load_uint(&h->cache_percent));
 
 				kheap_store_release_uint(&h->init_state, rc == 0
 									     ? KHEAP_STATE_READY
 									     : KHEAP_STATE_FAILED);
 			}
 			continue;
+		}
+		if (state == KHEAP_STATE_FORKED) {
+			kheap_raise_fault(KHEAP_FAULT_BAD_HEAP, h, NULL,
+					  "shared heap handle inherited across fork(): the child "
+					  "must call k_heap_attach() itself");
+			return NULL;
 		}
 		if (state == KHEAP_STATE_INITIALISING || state == KHEAP_STATE_CLOSING) {
 			urcu_bp_read_unlock();
@@ -153,22 +156,33 @@ static struct k_heap_control *ready_control_slow(struct k_heap *h)
 
 static inline struct k_heap_control *ready_control(struct k_heap *h)
 {
+	struct k_heap_control *ctl;
+
 	if (__builtin_expect(
 		h != NULL && kheap_load_acquire_uint(&h->init_state) == KHEAP_STATE_READY, 1))
-		return h->control;
-	return ready_control_slow(h);
+		ctl = h->control;
+	else
+		ctl = ready_control_slow(h);
+	if (__builtin_expect(ctl != NULL && ctl->process_shared != 0, 0) &&
+	    !kheap_shared_usable(h, ctl))
+		return NULL;
+	return ctl;
 }
 
-void kheap_quiesce(struct k_heap_control *ctl)
+bool kheap_quiesce(struct k_heap_control *ctl)
 {
 	for (uint32_t i = 0; i < ctl->cpu_count; i++)
 		kheap_spin_lock(kheap_slot_lock(i));
-	kheap_spin_lock(&ctl->lock);
+	if (kheap_heap_lock(ctl))
+		return true;
+	for (uint32_t i = ctl->cpu_count; i-- > 0;)
+		kheap_spin_unlock(kheap_slot_lock(i));
+	return false;
 }
 
 void kheap_unquiesce(struct k_heap_control *ctl)
 {
-	kheap_spin_unlock(&ctl->lock);
+	kheap_heap_unlock(ctl);
 	for (uint32_t i = ctl->cpu_count; i-- > 0;)
 		kheap_spin_unlock(kheap_slot_lock(i));
 }
@@ -176,31 +190,62 @@ void kheap_unquiesce(struct k_heap_control *ctl)
 size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap)
 {
 	struct z_heap *z = control_heap(ctl);
-	struct kheap_waiter *w = ctl->waitq.head;
+	uintptr_t base = control_waitq_base(ctl);
+	struct kheap_waiter *w = kheap_waiter_at(base, ctl->waitq.head);
 	size_t served = 0;
 
 	while (w != NULL) {
-		struct kheap_waiter *next = w->next;
-		void *mem =
-		    w->bytes <= z->free_bytes ? z_heap_aligned_alloc(z, w->align, w->bytes) : NULL;
+		struct kheap_waiter *next = kheap_waiter_at(base, w->next);
+		void *mem = w->bytes <= z->free_bytes
+				? z_heap_aligned_alloc(z, (size_t)w->align, (size_t)w->bytes)
+				: NULL;
 
 		if (mem != NULL) {
+			chunkid_t c = mem_to_chunk(z, mem);
+
 			ctl->handoffs++;
-			kheap_waiter_serve(&ctl->waitq, w, mem);
+			kheap_tag_block(z, c, w->owner_tag);
+			kheap_waiter_serve(&ctl->waitq, base, w, c);
 			if (served < wake_cap)
 				wake[served++] = &w->state;
 			else
-				kheap_waiter_wake(&w->state);
+				kheap_waiter_wake(&w->state, ctl->process_shared != 0);
 		}
 		w = next;
 	}
 	return served;
 }
 
-void kheap_wake_served(uint32_t **wake, size_t count)
+void kheap_wake_served(struct k_heap_control *ctl, uint32_t **wake, size_t count)
 {
 	for (size_t i = 0; i < count; i++)
-		kheap_waiter_wake(wake[i]);
+		kheap_waiter_wake(wake[i], ctl->process_shared != 0);
+}
+
+/* Heap lock held: allocates for this process, tagging the block as its own
+ * when the heap is shared.
+ */
+static void *alloc_tagged(struct k_heap *h, struct z_heap *z, size_t align, size_t bytes)
+{
+	void *mem = z_heap_aligned_alloc(z, align, bytes);
+
+	if (mem != NULL)
+		kheap_tag_block(z, mem_to_chunk(z, mem), h->owner_tag);
+	return mem;
+}
+
+/* Heap lock held, after memory went back to the global heap: serves the
+ * queue and tells a shared heap's overflow waiters there is room.
+ */
+static size_t after_release(struct k_heap_control *ctl, uint32_t **wake)
+{
+	size_t served = 0;
+
+	if (ctl->waitq.head != 0)
+		served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+	if (ctl->process_shared)
+		kheap_shared_note_room(ctl);
+	return served;
 }
 
 /* Frees a block the caller handed over, under the heap lock, and serves
@@ -215,21 +260,51 @@ static void free_global(struct k_heap *h, struct k_heap_control *ctl, void *mem)
 	enum kheap_fault fault;
 	chunkid_t c;
 
-	kheap_spin_lock(&ctl->lock);
+	if (!kheap_heap_lock(ctl))
+		return;
 	fault = z_heap_check_block(z, mem, &c, &detail);
 	if (fault == 0) {
 		z_heap_free_chunk(z, c);
-		if (ctl->waitq.head != NULL)
-			served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+		served = after_release(ctl, wake);
 		kheap_note_pressure(ctl);
 	}
-	kheap_spin_unlock(&ctl->lock);
-	kheap_wake_served(wake, served);
+	kheap_heap_unlock(ctl);
+	kheap_wake_served(ctl, wake, served);
 	if (fault != 0)
 		kheap_raise_fault(fault, h, mem, detail);
 }
 
+/* A thread in the slow path is counted in waiter_count (and, for a shared
+ * heap, against its process, so a process that dies waiting can be
+ * uncounted by k_heap_reclaim_dead).
+ */
+static void waiting_begin(struct k_heap *h, struct k_heap_control *ctl)
+{
+	kheap_inc_uint(&ctl->waiter_count);
+	if (ctl->process_shared)
+		kheap_shared_count_waiting(h, ctl, true);
+}
+
+static void waiting_end(struct k_heap *h, struct k_heap_control *ctl)
+{
+	if (ctl->process_shared)
+		kheap_shared_count_waiting(h, ctl, false);
+	kheap_dec_uint(&ctl->waiter_count);
+}
+
+/* Heap lock held: takes `w` out of the queue if still there, and releases
+ * a shared heap's waiter record.
+ */
+static void forget_waiter(struct k_heap_control *ctl, struct kheap_waiter *w, bool queued)
+{
+	if (queued)
+		kheap_waitq_remove(&ctl->waitq, control_waitq_base(ctl), w);
+	if (ctl->process_shared)
+		kheap_shared_release_waiter(ctl, w);
+}
+
 struct abandoned_wait {
+	struct k_heap *h;
 	struct k_heap_control *ctl;
 	struct kheap_waiter *waiter;
 };
@@ -249,16 +324,43 @@ static void abandon_wait(void *arg)
 	uint32_t *wake[WAKE_BATCH];
 	size_t served = 0;
 
-	kheap_spin_lock(&ctl->lock);
-	if (kheap_load_acquire_32(&waiter->state) == KHEAP_WAITER_SERVED) {
-		z_heap_free_chunk(z, mem_to_chunk(z, waiter->result));
-		served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
-	} else {
-		kheap_waitq_remove(&ctl->waitq, waiter);
+	if (kheap_heap_lock(ctl)) {
+		bool was_served = kheap_load_acquire_32(&waiter->state) == KHEAP_WAITER_SERVED;
+
+		forget_waiter(ctl, waiter, !was_served);
+		if (was_served) {
+			z_heap_free_chunk(z, waiter->result);
+			served = after_release(ctl, wake);
+		}
+		kheap_heap_unlock(ctl);
+		kheap_wake_served(ctl, wake, served);
 	}
-	kheap_spin_unlock(&ctl->lock);
-	kheap_wake_served(wake, served);
-	kheap_dec_uint(&ctl->waiter_count);
+	waiting_end(abandon->h, ctl);
+}
+
+/* Sleeps until served or the deadline; a cancellation point meanwhile. */
+static bool sleep_queued(struct abandoned_wait *abandon, const struct timespec *deadline)
+{
+	bool served;
+
+	pthread_cleanup_push(abandon_wait, abandon);
+	served = kheap_waiter_sleep(abandon->waiter, deadline, abandon->ctl->process_shared != 0);
+	pthread_cleanup_pop(0);
+	return served;
+}
+
+/*
+ * Heap lock held: a record to queue in. A private heap's is on the caller's
+ * stack; a shared heap's comes from the region's table, and when that is
+ * full the caller waits for room without a record (kheap_shared_wait_room)
+ * and tries again.
+ */
+static struct kheap_waiter *claim_waiter(struct k_heap *h, struct k_heap_control *ctl,
+					 struct kheap_waiter *on_stack)
+{
+	if (!ctl->process_shared)
+		return on_stack;
+	return kheap_shared_claim_waiter(h, ctl);
 }
 
 /*
@@ -266,68 +368,96 @@ static void abandon_wait(void *arg)
  * here, once; a waiter that times out makes one last attempt before giving
  * up. Requests larger than the empty heap could ever serve never wait.
  */
-static void *alloc_global(struct k_heap_control *ctl, size_t align, size_t bytes,
+static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t align, size_t bytes,
 			  k_timeout_t timeout)
 {
 	struct z_heap *z = control_heap(ctl);
 	bool forever = timeout.ticks == K_TICKS_FOREVER;
+	bool shared = ctl->process_shared != 0;
 	struct timespec deadline;
-	struct kheap_waiter waiter;
+	struct kheap_waiter on_stack, *waiter;
 	struct abandoned_wait abandon;
+	uint32_t seen;
 	bool served;
 	void *mem;
 
 	if (!forever && timeout.ticks > 0)
 		kheap_deadline_after(&deadline, timeout.ticks);
 
-	kheap_spin_lock(&ctl->lock);
-	mem = z_heap_aligned_alloc(z, align, bytes);
+	if (!kheap_heap_lock(ctl))
+		return NULL;
+	mem = alloc_tagged(h, z, align, bytes);
 	kheap_note_pressure(ctl);
-	kheap_spin_unlock(&ctl->lock);
+	kheap_heap_unlock(ctl);
 	if (mem != NULL)
 		return mem;
 
-	kheap_inc_uint(&ctl->waiter_count);
-	if (caches_enabled(ctl))
-		kheap_cache_drain_all(ctl);
-
-	kheap_spin_lock(&ctl->lock);
-	mem = z_heap_aligned_alloc(z, align, bytes);
-	if (mem != NULL || timeout.ticks == 0 || bytes > ctl->capacity_bytes) {
-		kheap_spin_unlock(&ctl->lock);
-		kheap_dec_uint(&ctl->waiter_count);
-		return mem;
+	waiting_begin(h, ctl);
+	for (;;) {
+		if (caches_enabled(ctl))
+			kheap_cache_drain_all(ctl);
+		if (!kheap_heap_lock(ctl)) {
+			waiting_end(h, ctl);
+			return NULL;
+		}
+		mem = alloc_tagged(h, z, align, bytes);
+		if (mem != NULL || timeout.ticks == 0 || bytes > ctl->capacity_bytes) {
+			kheap_heap_unlock(ctl);
+			waiting_end(h, ctl);
+			return mem;
+		}
+		memset(&on_stack, 0, sizeof(on_stack));
+		waiter = claim_waiter(h, ctl, &on_stack);
+		if (waiter != NULL)
+			break;
+		seen = kheap_shared_room_begin(ctl);
+		kheap_heap_unlock(ctl);
+		urcu_bp_read_unlock();
+		served = kheap_shared_room_wait(ctl, seen, forever ? NULL : &deadline);
+		urcu_bp_read_lock();
+		if (!kheap_heap_lock(ctl)) {
+			waiting_end(h, ctl);
+			return NULL;
+		}
+		kheap_shared_room_end(ctl);
+		if (!served) {
+			mem = alloc_tagged(h, z, align, bytes);
+			if (mem == NULL)
+				ctl->timeouts++;
+			kheap_heap_unlock(ctl);
+			waiting_end(h, ctl);
+			return mem;
+		}
+		kheap_heap_unlock(ctl);
 	}
-	memset(&waiter, 0, sizeof(waiter));
-	waiter.bytes = bytes;
-	waiter.align = align;
-	kheap_waitq_append(&ctl->waitq, &waiter);
+	waiter->bytes = bytes;
+	waiter->align = align;
+	waiter->owner_tag = h->owner_tag;
+	kheap_waitq_append(&ctl->waitq, control_waitq_base(ctl), waiter);
 	ctl->waits++;
-	kheap_spin_unlock(&ctl->lock);
+	kheap_heap_unlock(ctl);
 
 	urcu_bp_read_unlock();
+	abandon.h = h;
 	abandon.ctl = ctl;
-	abandon.waiter = &waiter;
-	pthread_cleanup_push(abandon_wait, &abandon);
-	served = kheap_waiter_sleep(&waiter, forever ? NULL : &deadline);
-	pthread_cleanup_pop(0);
-	if (served) {
-		urcu_bp_read_lock();
-		mem = waiter.result;
-	} else {
-		urcu_bp_read_lock();
-		kheap_spin_lock(&ctl->lock);
-		if (kheap_load_acquire_32(&waiter.state) == KHEAP_WAITER_SERVED) {
-			mem = waiter.result;
+	abandon.waiter = waiter;
+	served = sleep_queued(&abandon, forever ? NULL : &deadline);
+	urcu_bp_read_lock();
+	if (served && !shared) {
+		mem = chunk_mem(z, waiter->result);
+	} else if (kheap_heap_lock(ctl)) {
+		served = kheap_load_acquire_32(&waiter->state) == KHEAP_WAITER_SERVED;
+		if (served) {
+			mem = chunk_mem(z, waiter->result);
 		} else {
-			kheap_waitq_remove(&ctl->waitq, &waiter);
-			mem = z_heap_aligned_alloc(z, align, bytes);
+			mem = alloc_tagged(h, z, align, bytes);
 			if (mem == NULL)
 				ctl->timeouts++;
 		}
-		kheap_spin_unlock(&ctl->lock);
+		forget_waiter(ctl, waiter, !served);
+		kheap_heap_unlock(ctl);
 	}
-	kheap_dec_uint(&ctl->waiter_count);
+	waiting_end(h, ctl);
 	return mem;
 }
 
@@ -340,7 +470,7 @@ static void *alloc_slow(struct k_heap *h, size_t align, size_t bytes, k_timeout_
 	urcu_bp_read_lock();
 	ctl = ready_control(h);
 	if (ctl != NULL && bytes != 0)
-		mem = alloc_global(ctl, align, bytes, timeout);
+		mem = alloc_global(h, ctl, align, bytes, timeout);
 	urcu_bp_read_unlock();
 	return mem;
 }
@@ -419,16 +549,19 @@ void *k_heap_realloc(struct k_heap *h, void *ptr, size_t bytes, k_timeout_t time
 		goto out;
 	z = control_heap(ctl);
 
-	kheap_spin_lock(&ctl->lock);
+	if (!kheap_heap_lock(ctl))
+		goto out;
 	fault = z_heap_check_block(z, ptr, &c, &detail);
 	if (fault == 0) {
 		old_bytes = z_heap_block_bytes(z, c);
 		mem = z_heap_realloc_chunk(z, c, 0, bytes);
-		if (mem != NULL && ctl->waitq.head != NULL)
-			served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+		if (mem != NULL) {
+			kheap_tag_block(z, mem_to_chunk(z, mem), h->owner_tag);
+			served = after_release(ctl, wake);
+		}
 	}
-	kheap_spin_unlock(&ctl->lock);
-	kheap_wake_served(wake, served);
+	kheap_heap_unlock(ctl);
+	kheap_wake_served(ctl, wake, served);
 	if (fault != 0) {
 		kheap_raise_fault(fault, h, ptr, detail);
 		goto out;
@@ -437,7 +570,7 @@ void *k_heap_realloc(struct k_heap *h, void *ptr, size_t bytes, k_timeout_t time
 		/* No room in place or elsewhere right now: drain, wait if allowed,
 		 * then move. The old block stays untouched until the new one exists.
 		 */
-		mem = alloc_global(ctl, 0, bytes, timeout);
+		mem = alloc_global(h, ctl, 0, bytes, timeout);
 		if (mem != NULL) {
 			memcpy(mem, ptr, old_bytes < bytes ? old_bytes : bytes);
 			free_global(h, ctl, ptr);
@@ -463,35 +596,45 @@ size_t k_heap_usable_size(struct k_heap *h, void *mem)
 		enum kheap_fault fault;
 		chunkid_t c;
 
-		kheap_spin_lock(&ctl->lock);
-		fault = z_heap_check_block(z, mem, &c, &detail);
-		if (fault == 0)
-			bytes = z_heap_block_bytes(z, c);
-		kheap_spin_unlock(&ctl->lock);
-		if (fault != 0)
-			kheap_raise_fault(fault, h, mem, detail);
+		if (kheap_heap_lock(ctl)) {
+			fault = z_heap_check_block(z, mem, &c, &detail);
+			if (fault == 0)
+				bytes = z_heap_block_bytes(z, c);
+			kheap_heap_unlock(ctl);
+			if (fault != 0)
+				kheap_raise_fault(fault, h, mem, detail);
+		}
 	}
 	urcu_bp_read_unlock();
 	return bytes;
 }
 
-int k_heap_deinit(struct k_heap *h)
+/* A private heap can go when nobody holds a block or waits on it. */
+static bool private_heap_busy(struct k_heap *h, struct k_heap_control *ctl)
+{
+	(void)h;
+	return kheap_load_uint(&ctl->waiter_count) != 0 || ctl->waitq.head != 0 ||
+	       control_heap(ctl)->allocated_bytes != kheap_cache_bytes(ctl);
+}
+
+int kheap_close_handle(struct k_heap *h, bool (*busy)(struct k_heap *h, struct k_heap_control *ctl))
 {
 	struct k_heap_control *ctl;
-	struct z_heap *z;
-	bool busy;
+	bool refused = true;
 
 	if (h == NULL || !kheap_cas_uint(&h->init_state, KHEAP_STATE_READY, KHEAP_STATE_CLOSING))
 		return -EINVAL;
 	urcu_bp_synchronize_rcu();
 
 	ctl = h->control;
-	z = control_heap(ctl);
-	kheap_quiesce(ctl);
-	busy = kheap_load_uint(&ctl->waiter_count) != 0 || ctl->waitq.head != NULL ||
-	       z->allocated_bytes != kheap_cache_bytes(ctl);
-	kheap_unquiesce(ctl);
-	if (busy) {
+	if (kheap_quiesce(ctl)) {
+		refused = busy(h, ctl);
+		kheap_unquiesce(ctl);
+	} else if (ctl->process_shared) {
+		/* A broken shared heap can still be left. */
+		refused = false;
+	}
+	if (refused) {
 		kheap_store_release_uint(&h->init_state, KHEAP_STATE_READY);
 		return -EBUSY;
 	}
@@ -501,37 +644,45 @@ int k_heap_deinit(struct k_heap *h)
 	return 0;
 }
 
-/* Runs `fn` with the heap quiesced, inside a read-side section. */
-static int with_quiesced(struct k_heap *h, int (*fn)(struct k_heap_control *ctl, void *arg),
-			 void *arg)
+int k_heap_deinit(struct k_heap *h)
+{
+	if (h != NULL && h->shared_region != NULL)
+		return k_heap_detach(h);
+	return kheap_close_handle(h, private_heap_busy);
+}
+
+int kheap_with_quiesced(struct k_heap *h,
+			int (*fn)(struct k_heap *h, struct k_heap_control *ctl, void *arg),
+			void *arg)
 {
 	struct k_heap_control *ctl;
 	int rc = -EINVAL;
 
 	urcu_bp_read_lock();
 	ctl = ready_control(h);
-	if (ctl != NULL) {
-		kheap_quiesce(ctl);
-		rc = fn(ctl, arg);
+	if (ctl != NULL && kheap_quiesce(ctl)) {
+		rc = fn(h, ctl, arg);
 		kheap_unquiesce(ctl);
 	}
 	urcu_bp_read_unlock();
 	return rc;
 }
 
-static int set_hardening_quiesced(struct k_heap_control *ctl, void *arg)
+static int set_hardening_quiesced(struct k_heap *h, struct k_heap_control *ctl, void *arg)
 {
 	enum sys_heap_hardening level = *(enum sys_heap_hardening *)arg;
 	struct z_heap *z = control_heap(ctl);
 
-	if (z->allocated_bytes != kheap_cache_bytes(ctl) || ctl->waitq.head != NULL ||
+	if (ctl->process_shared && level < SYS_HEAP_HARDENING_FULL)
+		return -EINVAL;
+	if (z->allocated_bytes != kheap_cache_bytes(ctl) || ctl->waitq.head != 0 ||
 	    kheap_load_uint(&ctl->waiter_count) != 0)
 		return -EBUSY;
 	/* Cached blocks were laid out for the old level: return them all. */
 	kheap_cache_release_all_locked(ctl);
 	z->hardening = level;
 	if (level == SYS_HEAP_HARDENING_EXTREME)
-		kheap_store_release_uint(&ctl->owner->cache_percent, 0);
+		kheap_store_release_uint(&h->cache_percent, 0);
 	return 0;
 }
 
@@ -539,15 +690,16 @@ int k_heap_set_hardening(struct k_heap *h, enum sys_heap_hardening level)
 {
 	if ((unsigned int)level > SYS_HEAP_HARDENING_EXTREME)
 		return -EINVAL;
-	return with_quiesced(h, set_hardening_quiesced, &level);
+	return kheap_with_quiesced(h, set_hardening_quiesced, &level);
 }
 
-static int fill_stats(struct k_heap_control *ctl, void *arg)
+static int fill_stats(struct k_heap *h, struct k_heap_control *ctl, void *arg)
 {
 	struct sys_memory_stats *stats = arg;
 	struct z_heap *z = control_heap(ctl);
 	size_t cached = kheap_cache_bytes(ctl);
 
+	(void)h;
 	stats->free_bytes = z->free_bytes;
 	stats->allocated_bytes = z->allocated_bytes - cached;
 	stats->cached_bytes = cached;
@@ -559,13 +711,14 @@ int k_heap_runtime_stats_get(struct k_heap *h, struct sys_memory_stats *stats)
 {
 	if (stats == NULL)
 		return -EINVAL;
-	return with_quiesced(h, fill_stats, stats);
+	return kheap_with_quiesced(h, fill_stats, stats);
 }
 
-static int fill_counters(struct k_heap_control *ctl, void *arg)
+static int fill_counters(struct k_heap *h, struct k_heap_control *ctl, void *arg)
 {
 	struct k_heap_counters *counters = arg;
 
+	(void)h;
 	memset(counters, 0, sizeof(*counters));
 	kheap_cache_add_counters(ctl, counters);
 	counters->drains = ctl->drains;
@@ -579,7 +732,7 @@ int k_heap_counters_get(struct k_heap *h, struct k_heap_counters *counters)
 {
 	if (counters == NULL)
 		return -EINVAL;
-	return with_quiesced(h, fill_counters, counters);
+	return kheap_with_quiesced(h, fill_counters, counters);
 }
 
 void k_heap_drain_caches(struct k_heap *h)
@@ -601,10 +754,14 @@ unsigned int k_heap_waiter_count(struct k_heap *h)
 	urcu_bp_read_lock();
 	ctl = ready_control(h);
 	if (ctl != NULL) {
-		kheap_spin_lock(&ctl->lock);
-		for (struct kheap_waiter *w = ctl->waitq.head; w != NULL; w = w->next)
-			waiting++;
-		kheap_spin_unlock(&ctl->lock);
+		uintptr_t base = control_waitq_base(ctl);
+
+		if (kheap_heap_lock(ctl)) {
+			for (struct kheap_waiter *w = kheap_waiter_at(base, ctl->waitq.head);
+			     w != NULL; w = kheap_waiter_at(base, w->next))
+				waiting++;
+			kheap_heap_unlock(ctl);
+		}
 	}
 	urcu_bp_read_unlock();
 	return waiting;
@@ -617,11 +774,12 @@ struct walk_request {
 	const uint8_t *region;
 };
 
-static int walk_quiesced(struct k_heap_control *ctl, void *arg)
+static int walk_quiesced(struct k_heap *h, struct k_heap_control *ctl, void *arg)
 {
 	struct walk_request *walk = arg;
 	struct z_heap *z = control_heap(ctl);
 
+	(void)h;
 	for (chunkid_t c = 0; c <= z->end_chunk; c += chunk_size(z, c)) {
 		size_t offset = (size_t)((const uint8_t *)chunk_address(z, c) - walk->region);
 		size_t bytes = (size_t)chunk_size(z, c) * CHUNK_UNIT;
@@ -653,10 +811,10 @@ int k_heap_walk(struct k_heap *h,
 	if (h == NULL || visit == NULL)
 		return -EINVAL;
 	walk.region = h->heap.init_mem;
-	return with_quiesced(h, walk_quiesced, &walk);
+	return kheap_with_quiesced(h, walk_quiesced, &walk);
 }
 
-static int validate_quiesced(struct k_heap_control *ctl, void *arg)
+static int validate_quiesced(struct k_heap *h, struct k_heap_control *ctl, void *arg)
 {
 	struct z_heap *z = control_heap(ctl);
 	struct z_heap_walk_totals totals;
@@ -664,8 +822,9 @@ static int validate_quiesced(struct k_heap_control *ctl, void *arg)
 
 	(void)arg;
 	if (!z_heap_check_invariants(z, &totals, &why) ||
-	    !kheap_cache_check_all(ctl, &totals, &why)) {
-		kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, ctl->owner, NULL, why);
+	    !kheap_cache_check_all(ctl, &totals, &why) ||
+	    (ctl->process_shared && !kheap_shared_check(ctl, &why))) {
+		kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, h, NULL, why);
 		return 0;
 	}
 	return 1;
@@ -673,20 +832,19 @@ static int validate_quiesced(struct k_heap_control *ctl, void *arg)
 
 bool k_heap_validate_owned(struct sys_heap *heap)
 {
-	struct k_heap_control *ctl = control_of_heap(heap->heap);
-
-	return with_quiesced(ctl->owner, validate_quiesced, NULL) == 1;
+	return kheap_with_quiesced(k_heap_of(heap), validate_quiesced, NULL) == 1;
 }
 
 int k_heap_stats_owned(struct sys_heap *heap, struct sys_memory_stats *stats)
 {
-	return k_heap_runtime_stats_get(control_of_heap(heap->heap)->owner, stats);
+	return k_heap_runtime_stats_get(k_heap_of(heap), stats);
 }
 
-static int reset_max_quiesced(struct k_heap_control *ctl, void *arg)
+static int reset_max_quiesced(struct k_heap *h, struct k_heap_control *ctl, void *arg)
 {
 	struct z_heap *z = control_heap(ctl);
 
+	(void)h;
 	(void)arg;
 	z->max_allocated_bytes = z->allocated_bytes;
 	return 0;
@@ -694,5 +852,5 @@ static int reset_max_quiesced(struct k_heap_control *ctl, void *arg)
 
 int k_heap_stats_reset_max_owned(struct sys_heap *heap)
 {
-	return with_quiesced(control_of_heap(heap->heap)->owner, reset_max_quiesced, NULL);
+	return kheap_with_quiesced(k_heap_of(heap), reset_max_quiesced, NULL);
 }

@@ -4,8 +4,10 @@
  *
  * Where it lives. The control block is carved out of the heap's own region
  * at init (a USED chunk, aligned to a cache line), and the z_heap records its
- * chunk id in owner_control. Everything but the wait queue's links is
- * therefore offsets and counters inside the region.
+ * chunk id in owner_control. Everything in it is offsets and counters, and
+ * the wait queue links its waiters by reference (smp/waitq.h), so a heap in
+ * shared memory (shared.c) works at any mapping address. The slot locks are
+ * the one thing outside the region.
  *
  * Layout, one cache line per concern so cores do not false-share:
  *   line 0   read-mostly configuration (cpu count, budget, class limit)
@@ -28,7 +30,8 @@
  *
  * Lock order (outermost first), taken in full by kheap_quiesce:
  *   1. slot locks, in ascending slot index;
- *   2. a heap lock (control->lock).
+ *   2. a heap lock (control->lock, or control->shared_lock for a heap in
+ *      shared memory; kheap_heap_lock picks).
  * The fast paths hold one slot lock, taken with trylock only: if it is busy
  * (another thread on the same CPU, or a drain) they fall back to the heap
  * lock path instead of spinning behind a possibly preempted holder. Refill
@@ -52,6 +55,7 @@
 #ifndef KHEAP_HEAP_K_HEAP_INTERNAL_H
 #define KHEAP_HEAP_K_HEAP_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,7 +111,12 @@ struct kheap_cpu_cache {
 
 struct k_heap_control {
 	/* Line 0: set at init, read-only afterwards. */
-	struct k_heap *owner;
+	/* This block's chunk id: the z_heap sits control_chunk units below. */
+	uint32_t control_chunk;
+	/* Non-zero for a heap in shared memory (heap/shared.c). */
+	uint32_t process_shared;
+	/* Shared heaps: bytes from the region's start to this block. */
+	uint64_t region_offset;
 	uint32_t cpu_count;
 	/* Largest cached class in units; 0 when caches are off. */
 	uint32_t max_class_units;
@@ -119,6 +128,8 @@ struct k_heap_control {
 	/* Line 1: the heap lock and what it protects. */
 	kheap_spinlock_t lock __attribute__((aligned(KHEAP_CACHE_LINE)));
 	struct kheap_waitq waitq;
+	/* Shared heaps lock this robust, process-shared mutex instead. */
+	pthread_mutex_t shared_lock;
 	uint64_t drains;
 	uint64_t waits;
 	uint64_t handoffs;
@@ -138,9 +149,50 @@ static inline bool caches_enabled(const struct k_heap_control *ctl)
 	return ctl->max_class_units != 0;
 }
 
+/* Computed from the block's own address, so it holds in every process. */
 static inline struct z_heap *control_heap(const struct k_heap_control *ctl)
 {
-	return ctl->owner->heap.heap;
+	return (struct z_heap *)((uint8_t *)ctl - (size_t)ctl->control_chunk * CHUNK_UNIT);
+}
+
+/* The base the wait queue's references are relative to (smp/waitq.h). */
+static inline uintptr_t control_waitq_base(const struct k_heap_control *ctl)
+{
+	return ctl->process_shared ? (uintptr_t)ctl - (uintptr_t)ctl->region_offset : 0;
+}
+
+/* The k_heap whose inner sys_heap is `heap` (its first member). */
+static inline struct k_heap *k_heap_of(struct sys_heap *heap)
+{
+	return (struct k_heap *)heap;
+}
+
+/* Shared heaps (shared.c): the robust heap lock, and recovery when its
+ * previous holder died.
+ */
+bool kheap_shared_lock(struct k_heap_control *ctl);
+void kheap_shared_unlock(struct k_heap_control *ctl);
+
+/*
+ * The heap lock: a CK spinlock, or for a shared heap a robust mutex. Returns
+ * false, without the lock, only for a shared heap found broken (a process
+ * died halfway through changing it; the fault was reported): the caller
+ * must then fail its operation without touching the heap.
+ */
+static inline bool kheap_heap_lock(struct k_heap_control *ctl)
+{
+	if (__builtin_expect(ctl->process_shared != 0, 0))
+		return kheap_shared_lock(ctl);
+	kheap_spin_lock(&ctl->lock);
+	return true;
+}
+
+static inline void kheap_heap_unlock(struct k_heap_control *ctl)
+{
+	if (__builtin_expect(ctl->process_shared != 0, 0))
+		kheap_shared_unlock(ctl);
+	else
+		kheap_spin_unlock(&ctl->lock);
 }
 
 enum k_heap_state {
@@ -150,6 +202,8 @@ enum k_heap_state {
 	KHEAP_STATE_FAILED,
 	KHEAP_STATE_CLOSING,
 	KHEAP_STATE_DEAD,
+	/* A shared heap's handle inherited by a forked child (shared.c). */
+	KHEAP_STATE_FORKED,
 };
 
 struct kheap_slot_lock {
@@ -179,8 +233,10 @@ static inline void kheap_note_pressure(struct k_heap_control *ctl)
 		kheap_store_release_uint(&ctl->low_memory, low);
 }
 
-/* Locks the heap's slot locks then its heap lock, in the documented order. */
-void kheap_quiesce(struct k_heap_control *ctl);
+/* Locks the heap's slot locks then its heap lock, in the documented order;
+ * false (nothing held) for a broken shared heap, as kheap_heap_lock.
+ */
+bool kheap_quiesce(struct k_heap_control *ctl);
 void kheap_unquiesce(struct k_heap_control *ctl);
 
 /*
@@ -225,7 +281,56 @@ int k_heap_stats_reset_max_owned(struct sys_heap *heap);
  * for kheap_wake_served() after the lock is dropped.
  */
 size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap);
-void kheap_wake_served(uint32_t **wake, size_t count);
+void kheap_wake_served(struct k_heap_control *ctl, uint32_t **wake, size_t count);
+
+/* Heap lock held: records `tag` as the owner of freshly allocated block c
+ * of a shared heap (a no-op for tag 0, a private heap's handle).
+ */
+static inline void kheap_tag_block(struct z_heap *z, chunkid_t c, uint32_t tag)
+{
+	if (tag != 0)
+		z_heap_set_trailer_tag(z, c, tag);
+}
+
+/* Formats a private k_heap (k_heap.c); shared.c builds on it. */
+int kheap_format(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_percent);
+
+/*
+ * Tears a handle down (READY -> CLOSING -> DEAD) once no thread of this
+ * process can be inside it. `closing` runs quiesced: it returns true to
+ * refuse (the handle goes back to READY and -EBUSY is returned), otherwise
+ * it does whatever leaving needs.
+ */
+int kheap_close_handle(struct k_heap *h,
+		       bool (*closing)(struct k_heap *h, struct k_heap_control *ctl));
+
+/* Runs `fn` quiesced inside a read-side section; -EINVAL if not ready. */
+int kheap_with_quiesced(struct k_heap *h,
+			int (*fn)(struct k_heap *h, struct k_heap_control *ctl, void *arg),
+			void *arg);
+
+/*
+ * Shared heaps (shared.c). Unless noted, called with the heap lock held.
+ *   usable         (no lock) false, after reporting, if the region is broken;
+ *   count_waiting  (no lock) per-process share of waiter_count;
+ *   claim_waiter   a waiter record in the region, or NULL when all are taken;
+ *   release_waiter gives a record back;
+ *   note_room      memory or a record came back: wakes room waiters;
+ *   room_begin/end a waiter without a record registers for note_room; the
+ *                  wait itself (room_wait) runs without the lock and
+ *                  returns false when the deadline passed first;
+ *   check          validate's check of the region's own bookkeeping.
+ */
+bool kheap_shared_usable(struct k_heap *h, struct k_heap_control *ctl);
+void kheap_shared_count_waiting(struct k_heap *h, struct k_heap_control *ctl, bool begin);
+struct kheap_waiter *kheap_shared_claim_waiter(struct k_heap *h, struct k_heap_control *ctl);
+void kheap_shared_release_waiter(struct k_heap_control *ctl, struct kheap_waiter *w);
+void kheap_shared_note_room(struct k_heap_control *ctl);
+uint32_t kheap_shared_room_begin(struct k_heap_control *ctl);
+void kheap_shared_room_end(struct k_heap_control *ctl);
+bool kheap_shared_room_wait(struct k_heap_control *ctl, uint32_t seen,
+			    const struct timespec *deadline);
+bool kheap_shared_check(struct k_heap_control *ctl, const char **why);
 
 /*
  * Fork support (fork.c), for pthread_atfork handlers of a process that keeps

@@ -14,34 +14,37 @@
 
 #include "smp/waitq.h"
 
-void kheap_waitq_append(struct kheap_waitq *q, struct kheap_waiter *w)
+void kheap_waitq_append(struct kheap_waitq *q, uintptr_t base, struct kheap_waiter *w)
 {
-	w->next = NULL;
+	kheap_waiter_ref ref = kheap_waiter_ref_of(base, w);
+
+	w->next = 0;
 	w->prev = q->tail;
-	if (q->tail != NULL)
-		q->tail->next = w;
+	if (q->tail != 0)
+		kheap_waiter_at(base, q->tail)->next = ref;
 	else
-		q->head = w;
-	q->tail = w;
+		q->head = ref;
+	q->tail = ref;
 }
 
-void kheap_waitq_remove(struct kheap_waitq *q, struct kheap_waiter *w)
+void kheap_waitq_remove(struct kheap_waitq *q, uintptr_t base, struct kheap_waiter *w)
 {
-	if (w->prev != NULL)
-		w->prev->next = w->next;
+	if (w->prev != 0)
+		kheap_waiter_at(base, w->prev)->next = w->next;
 	else
 		q->head = w->next;
-	if (w->next != NULL)
-		w->next->prev = w->prev;
+	if (w->next != 0)
+		kheap_waiter_at(base, w->next)->prev = w->prev;
 	else
 		q->tail = w->prev;
-	w->next = NULL;
-	w->prev = NULL;
+	w->next = 0;
+	w->prev = 0;
 }
 
-void kheap_waiter_serve(struct kheap_waitq *q, struct kheap_waiter *w, void *result)
+void kheap_waiter_serve(struct kheap_waitq *q, uintptr_t base, struct kheap_waiter *w,
+			uint32_t result)
 {
-	kheap_waitq_remove(q, w);
+	kheap_waitq_remove(q, base, w);
 	w->result = result;
 	/* Release: pairs with the acquire load in kheap_waiter_sleep. */
 	kheap_store_release_32(&w->state, KHEAP_WAITER_SERVED);
@@ -62,7 +65,13 @@ static bool deadline_passed(const struct timespec *deadline)
 	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline)
+static int futex_op(int op, bool process_shared)
+{
+	return process_shared ? op : op | FUTEX_PRIVATE_FLAG;
+}
+
+bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline,
+			bool process_shared)
 {
 	for (;;) {
 		int cancel_type, error;
@@ -79,7 +88,7 @@ bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline)
 		 * pthread_cond_wait; the caller's cleanup handler dequeues.
 		 */
 		pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &cancel_type);
-		rc = syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+		rc = syscall(SYS_futex, &w->state, futex_op(FUTEX_WAIT_BITSET, process_shared),
 			     KHEAP_WAITER_WAITING, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
 		error = errno;
 		pthread_setcanceltype(cancel_type, NULL);
@@ -88,9 +97,9 @@ bool kheap_waiter_sleep(struct kheap_waiter *w, const struct timespec *deadline)
 	}
 }
 
-void kheap_waiter_wake(uint32_t *state)
+void kheap_waiter_wake(uint32_t *state, bool process_shared)
 {
-	syscall(SYS_futex, state, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+	syscall(SYS_futex, state, futex_op(FUTEX_WAKE, process_shared), 1, NULL, NULL, 0);
 }
 
 void kheap_deadline_after(struct timespec *deadline, int64_t ns)

@@ -58,6 +58,12 @@ struct k_heap {
 	unsigned int cache_percent;
 	/* Lock, wait queue and caches; they live inside the heap's region. */
 	struct k_heap_control *control;
+	/* For a heap in shared memory, this process's view of it: the owner
+	 * tag its blocks carry (0 for a private heap), and where the region
+	 * starts in this process (NULL for a private heap).
+	 */
+	uint32_t owner_tag;
+	void *shared_region;
 };
 
 struct k_heap_config {
@@ -189,6 +195,100 @@ int k_heap_walk(struct k_heap *h,
 		void (*visit)(void *arg, size_t offset, size_t bytes, enum k_heap_chunk_state state,
 			      int cpu),
 		void *arg);
+
+/*
+ * Heaps in shared memory. One heap lives inside a region that several
+ * processes map (a memfd, a /dev/shm file, a device BAR), each at any
+ * address. Everything the heap keeps in the region is offsets; a pointer an
+ * allocation returns is valid in the calling process only (the same block is
+ * at region + the same offset in every process).
+ *
+ * Every k_heap_* function works on an attached handle as on a private heap,
+ * across processes: a k_heap_alloc blocked in one process is served by a
+ * k_heap_free in another. The heap and cache locks are process-shared
+ * robust mutexes. Each block records the owner tag of the process that
+ * allocated it, which is what k_heap_reclaim_owner() and
+ * k_heap_reclaim_dead() go by.
+ *
+ * A process that dies while holding a heap or cache lock is detected by the
+ * next process to take that lock: the heap is checked there and then (and a
+ * dying process's half-done cache operation undone). If the check fails the
+ * region is marked broken for good: every later operation in every process
+ * reaches the fault handler (KHEAP_FAULT_CORRUPT_HEAP) and allocations
+ * return NULL; k_heap_attach() returns -ENOTRECOVERABLE.
+ *
+ * A handle belongs to the process that attached it: a child forked after
+ * the attach must call k_heap_attach() itself (using the inherited handle
+ * reaches the fault handler). Shared heaps always run at hardening level
+ * FULL or above, because the owner tag lives in the FULL trailer.
+ */
+
+/* Processes that may be attached to one shared heap at a time. */
+#define KHEAP_SHARED_MAX_PROCESSES 64
+
+/* The smallest region k_heap_init_shared accepts. */
+#define KHEAP_SHARED_MIN_BYTES (64u * 1024u)
+
+/*
+ * Formats `bytes` at `mem` (which every process maps; 64-byte aligned) as a
+ * shared heap and attaches the calling process through `h`. Returns 0,
+ * -EINVAL (NULL argument, misaligned or too small a region), -E2BIG.
+ */
+int k_heap_init_shared(struct k_heap *h, void *mem, size_t bytes,
+		       const struct k_heap_config *config);
+
+/*
+ * Attaches the calling process to the shared heap formatted at `mem`, which
+ * may be mapped at a different address than in the process that formatted
+ * it. `bytes` is the size of this process's mapping. Returns 0, or, leaving
+ * `h` unusable:
+ *   -EINVAL           NULL argument, or `mem` does not hold a kheap shared heap
+ *                     (bad magic, or its header disagrees with itself);
+ *   -EPROTO           a kheap shared heap of another layout version or ABI;
+ *   -ERANGE           the mapping is smaller than the heap;
+ *   -EAGAIN           the region is still being formatted;
+ *   -ENOTRECOVERABLE  the heap was marked broken (see above);
+ *   -EUSERS           KHEAP_SHARED_MAX_PROCESSES processes are attached.
+ */
+int k_heap_attach(struct k_heap *h, void *mem, size_t bytes);
+
+/*
+ * Detaches this process. Its blocks stay allocated under its owner tag
+ * (reclaim them with k_heap_reclaim_owner()). Afterwards `h` is unusable.
+ * Returns 0, -EINVAL (not an attached shared heap), or -EBUSY (a thread of
+ * this process is blocked in an allocation on it).
+ */
+int k_heap_detach(struct k_heap *h);
+
+/* This process's owner tag on a shared heap; 0 for a private heap. */
+uint32_t k_heap_owner_tag(struct k_heap *h);
+
+/* The owner tag of the block `mem` of a shared heap; 0 if not known. */
+uint32_t k_heap_block_owner(struct k_heap *h, void *mem);
+
+struct k_heap_reclaimed {
+	/* Processes found dead (k_heap_reclaim_dead only). */
+	unsigned int processes;
+	/* Blocks freed, and their usable bytes. */
+	size_t blocks;
+	size_t bytes;
+	/* Waits of the reclaimed owners taken out of the wait queue. */
+	unsigned int waiters;
+};
+
+/*
+ * Frees every block tagged `tag` (the caller vouches that its owner will
+ * never touch them again) and serves waiters from them. `out` may be NULL.
+ * Returns 0, or -EINVAL for a private heap or tag 0.
+ */
+int k_heap_reclaim_owner(struct k_heap *h, uint32_t tag, struct k_heap_reclaimed *out);
+
+/*
+ * Finds attached processes that no longer exist (a pid that was reused by a
+ * new process counts as dead: the start time must match too), detaches them
+ * and frees their blocks as k_heap_reclaim_owner does. Returns 0 or -EINVAL.
+ */
+int k_heap_reclaim_dead(struct k_heap *h, struct k_heap_reclaimed *out);
 
 /*
  * The system heap, behind k_malloc and friends. Its size is fixed at build

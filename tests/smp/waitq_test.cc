@@ -26,17 +26,41 @@ TEST(WaitqTest, KeepsArrivalOrderAndRemovesFromAnywhere)
 	struct kheap_waitq q = {};
 	struct kheap_waiter w[4] = {};
 	for (auto &waiter : w)
-		kheap_waitq_append(&q, &waiter);
-	kheap_waitq_remove(&q, &w[1]);
-	kheap_waitq_remove(&q, &w[3]);
-	ASSERT_EQ(&w[0], q.head);
-	EXPECT_EQ(&w[2], q.head->next);
-	EXPECT_EQ(&w[2], q.tail);
-	EXPECT_EQ(nullptr, q.tail->next);
-	kheap_waitq_remove(&q, &w[0]);
-	kheap_waitq_remove(&q, &w[2]);
-	EXPECT_EQ(nullptr, q.head);
-	EXPECT_EQ(nullptr, q.tail);
+		kheap_waitq_append(&q, 0, &waiter);
+	kheap_waitq_remove(&q, 0, &w[1]);
+	kheap_waitq_remove(&q, 0, &w[3]);
+	ASSERT_EQ(&w[0], kheap_waiter_at(0, q.head));
+	EXPECT_EQ(&w[2], kheap_waiter_at(0, kheap_waiter_at(0, q.head)->next));
+	EXPECT_EQ(&w[2], kheap_waiter_at(0, q.tail));
+	EXPECT_EQ(0u, kheap_waiter_at(0, q.tail)->next);
+	kheap_waitq_remove(&q, 0, &w[0]);
+	kheap_waitq_remove(&q, 0, &w[2]);
+	EXPECT_EQ(0u, q.head);
+	EXPECT_EQ(0u, q.tail);
+}
+
+// A queue in shared memory links its waiters by offsets from the region's
+// start, so a copy of the region at another address reads the same queue.
+TEST(WaitqTest, OffsetLinksReadTheSameAtAnyAddress)
+{
+	struct Region {
+		struct kheap_waitq q;
+		struct kheap_waiter w[3];
+	};
+	Region first = {}, second;
+	uintptr_t base = reinterpret_cast<uintptr_t>(&first);
+	for (auto &waiter : first.w)
+		kheap_waitq_append(&first.q, base, &waiter);
+	kheap_waitq_remove(&first.q, base, &first.w[1]);
+	second = first;
+	uintptr_t moved = reinterpret_cast<uintptr_t>(&second);
+	ASSERT_EQ(&second.w[0], kheap_waiter_at(moved, second.q.head));
+	EXPECT_EQ(&second.w[2], kheap_waiter_at(moved, second.w[0].next));
+	EXPECT_EQ(&second.w[2], kheap_waiter_at(moved, second.q.tail));
+	kheap_waiter_serve(&second.q, moved, &second.w[0], 42);
+	EXPECT_EQ(42u, second.w[0].result);
+	EXPECT_EQ((uint32_t)KHEAP_WAITER_SERVED, second.w[0].state);
+	EXPECT_EQ(&second.w[2], kheap_waiter_at(moved, second.q.head));
 }
 
 TEST(WaitqTest, SleepReturnsFalseAtTheDeadlineNotBefore)
@@ -46,7 +70,7 @@ TEST(WaitqTest, SleepReturnsFalseAtTheDeadlineNotBefore)
 	const int64_t timeout = 30 * 1000000;
 	int64_t start = NowNs();
 	kheap_deadline_after(&deadline, timeout);
-	EXPECT_FALSE(kheap_waiter_sleep(&w, &deadline));
+	EXPECT_FALSE(kheap_waiter_sleep(&w, &deadline, false));
 	int64_t waited = NowNs() - start;
 	EXPECT_GE(waited, timeout);
 	EXPECT_LT(waited, timeout + 2000 * 1000000LL);
@@ -57,20 +81,20 @@ TEST(WaitqTest, ServedWaiterSeesResultFromAnotherThread)
 	for (int round = 0; round < 200; round++) {
 		struct kheap_waitq q = {};
 		struct kheap_waiter w = {};
-		int payload = round;
+		uint32_t payload = (uint32_t)round + 1;
 		std::atomic<bool> queued{false};
-		kheap_waitq_append(&q, &w);
+		kheap_waitq_append(&q, 0, &w);
 		std::thread waiter([&] {
 			queued = true;
-			EXPECT_TRUE(kheap_waiter_sleep(&w, nullptr));
-			EXPECT_EQ(&payload, w.result);
+			EXPECT_TRUE(kheap_waiter_sleep(&w, nullptr, round % 2 == 0));
+			EXPECT_EQ(payload, w.result);
 		});
 		while (!queued)
 			std::this_thread::yield();
-		kheap_waiter_serve(&q, &w, &payload);
-		kheap_waiter_wake(&w.state);
+		kheap_waiter_serve(&q, 0, &w, payload);
+		kheap_waiter_wake(&w.state, round % 2 == 0);
 		waiter.join();
-		EXPECT_EQ(nullptr, q.head);
+		EXPECT_EQ(0u, q.head);
 	}
 }
 
@@ -94,7 +118,7 @@ TEST(WaitqTest, SignalsDoNotCutAWaitShort)
 		struct timespec deadline;
 		int64_t start = NowNs();
 		kheap_deadline_after(&deadline, timeout);
-		EXPECT_FALSE(kheap_waiter_sleep(&w, &deadline));
+		EXPECT_FALSE(kheap_waiter_sleep(&w, &deadline, false));
 		waited = NowNs() - start;
 		done = true;
 	});
