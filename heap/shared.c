@@ -48,7 +48,6 @@
 #include "smp/atomic.h"
 
 #define SHARED_MAGIC   0x314d53706165686bull /* "kheapSM1" */
-#define SHARED_VERSION 1u
 #define SHARED_WAITERS 128u
 
 /* Handles one process may have attached at a time (the fork registry). */
@@ -331,13 +330,20 @@ static bool heap_survived(struct k_heap_control *ctl)
 	return ctl->waitq.tail == prev;
 }
 
+/*
+ * Marks the region broken and wakes every sleeper, which would otherwise
+ * wait for ever. A woken waiter sees SERVED but never trusts `result`
+ * without the heap lock, which it can no longer take: it returns NULL.
+ */
 static void mark_broken(struct shared_header *hdr)
 {
 	kheap_store_release_32(&hdr->state, SHARED_BROKEN);
-	/* Sleepers in other processes would otherwise wait for ever. */
-	for (uint32_t i = 0; i < SHARED_WAITERS; i++)
-		if (hdr->waiters[i].in_use)
-			futex_wake_all(&hdr->waiters[i].state);
+	for (uint32_t i = 0; i < SHARED_WAITERS; i++) {
+		if (!hdr->waiters[i].in_use)
+			continue;
+		kheap_store_release_32(&hdr->waiters[i].state, KHEAP_WAITER_SERVED);
+		futex_wake_all(&hdr->waiters[i].state);
+	}
 	futex_wake_all(&hdr->room_generation);
 }
 
@@ -539,7 +545,7 @@ int k_heap_init_shared(struct k_heap *h, void *mem, size_t bytes,
 	if (rc != 0)
 		return -rc;
 
-	hdr->version = SHARED_VERSION;
+	hdr->version = KHEAP_SHARED_VERSION;
 	hdr->abi = abi_signature();
 	hdr->region_bytes = bytes;
 	hdr->heap_offset = heap_offset;
@@ -600,7 +606,7 @@ int k_heap_attach(struct k_heap *h, void *mem, size_t bytes)
 	state = kheap_load_acquire_32(&hdr->state);
 	if (state == SHARED_FORMATTING)
 		return -EAGAIN;
-	if (hdr->version != SHARED_VERSION || hdr->abi != abi_signature())
+	if (hdr->version != KHEAP_SHARED_VERSION || hdr->abi != abi_signature())
 		return -EPROTO;
 	if (hdr->check != header_check(hdr) || (state != SHARED_READY && state != SHARED_BROKEN))
 		return -EINVAL;

@@ -223,6 +223,14 @@ int k_heap_walk(struct k_heap *h,
  * FULL or above, because the owner tag lives in the FULL trailer.
  */
 
+/*
+ * A shared region starts with the 8 bytes "kheapSM1" and then the layout
+ * version as a 32-bit integer in the machine's byte order. A region of
+ * another version, or formatted by a build whose structures differ in size
+ * (another ABI or configuration), is refused by k_heap_attach.
+ */
+#define KHEAP_SHARED_VERSION 1u
+
 /* Processes that may be attached to one shared heap at a time. */
 #define KHEAP_SHARED_MAX_PROCESSES 64
 
