@@ -141,6 +141,9 @@ void z_heap_free_chunk(struct z_heap *h, chunkid_t c);
 /* Resizes a chunk that z_heap_check_block accepted; NULL leaves it intact. */
 void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t bytes);
 
+/* Rebuilds lists, bitmap and counters from the chunk headers (sys_heap.c). */
+bool z_heap_rebuild(struct z_heap *h, const char **why);
+
 /* Usable bytes of the largest free chunk (the largest possible request). */
 size_t z_heap_largest_free_bytes(const struct z_heap *h);
 

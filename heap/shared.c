@@ -28,10 +28,13 @@
  *
  * Death of a lock holder. The heap lock is a robust, process-shared mutex:
  * when its holder dies the kernel hands it to the next locker with
- * EOWNERDEAD. That process checks the whole heap (invariants I1..I5, the
- * wait queue and the waiter records) before anything else touches it; if
- * the check passes the lock is made consistent and the operation goes on,
- * otherwise the region is marked BROKEN for every process.
+ * EOWNERDEAD. Before anything else touches the heap, that process rebuilds
+ * what follows from the chunk headers (left sizes, free lists, bitmap,
+ * counters; z_heap_rebuild), frees a block the dead holder had allocated but
+ * not yet tagged, re-queues the waiter records, and then checks the whole
+ * heap (invariants I1..I5 and the wait queue). If that passes the lock is
+ * made consistent and the operation goes on; otherwise (a size field was
+ * half written) the region is marked BROKEN for every process.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -211,13 +214,24 @@ static bool process_running(uint32_t pid, uint64_t *start_time)
 	return state != 'Z' && state != 'X';
 }
 
+/*
+ * Start times are compared with a tick of slack: under user-mode emulation
+ * a process's view of its own /proc entry can differ by one tick from what
+ * other processes read. A pid reused within two ticks (20 ms at the usual
+ * 100 Hz) would have to cycle through the whole pid space first.
+ */
+#define START_TIME_SLACK 2
+
 static bool entry_alive(const struct shared_process *p)
 {
 	uint64_t started = 0;
 
 	if (!process_running(p->pid, &started))
 		return false;
-	return p->start_time == 0 || started == p->start_time;
+	if (p->start_time == 0)
+		return true;
+	return started + START_TIME_SLACK >= p->start_time &&
+	       started <= p->start_time + START_TIME_SLACK;
 }
 
 /* Heap lock held: a free entry for this process, or -1. */
@@ -297,18 +311,14 @@ static void forget_handle(struct k_heap *h)
 
 /* ---- the robust heap lock ------------------------------------------- */
 
-/* Heap lock held after its holder died: is what it protects whole? */
-static bool heap_survived(struct k_heap_control *ctl)
+/* Heap lock held: is the wait queue a well-formed list of records? */
+static bool wait_queue_intact(struct k_heap_control *ctl)
 {
 	struct shared_header *hdr = header_of(ctl);
-	struct z_heap_walk_totals totals;
 	uintptr_t base = (uintptr_t)hdr;
-	const char *why;
 	uint32_t seen = 0;
 	kheap_waiter_ref prev = 0;
 
-	if (!z_heap_check_invariants(control_heap(ctl), &totals, &why))
-		return false;
 	for (kheap_waiter_ref ref = ctl->waitq.head; ref != 0;) {
 		struct kheap_waiter *w;
 		uintptr_t index;
@@ -328,6 +338,62 @@ static bool heap_survived(struct k_heap_control *ctl)
 		ref = w->next;
 	}
 	return ctl->waitq.tail == prev;
+}
+
+/*
+ * A dying holder may have been between marking a chunk USED and writing its
+ * owner tag (every allocation path tags under the same lock hold): such a
+ * block has an intact trailer with tag 0, and nobody else can ever free it.
+ */
+static void free_unfinished_allocations(struct z_heap *z)
+{
+	for (chunkid_t c = first_block_chunk(z); c < z->end_chunk;) {
+		chunkid_t left = left_chunk(z, c);
+		bool merges_left = !chunk_used(z, left);
+
+		if (c == z->owner_control || !chunk_used(z, c) || chunk_cached(z, c) ||
+		    !z_heap_trailer_intact(z, c, NULL) || z_heap_trailer_tag(z, c) != 0) {
+			c += chunk_size(z, c);
+			continue;
+		}
+		z_heap_free_chunk(z, c);
+		c = merges_left ? left : c;
+		c += chunk_size(z, c);
+	}
+}
+
+/* Re-queues every record still waiting; arrival order is not recoverable. */
+static void rebuild_wait_queue(struct k_heap_control *ctl)
+{
+	struct shared_header *hdr = header_of(ctl);
+
+	ctl->waitq.head = 0;
+	ctl->waitq.tail = 0;
+	for (uint32_t i = 0; i < SHARED_WAITERS; i++) {
+		struct kheap_waiter *w = &hdr->waiters[i];
+
+		if (w->in_use && kheap_load_acquire_32(&w->state) == KHEAP_WAITER_WAITING)
+			kheap_waitq_append(&ctl->waitq, (uintptr_t)hdr, w);
+	}
+}
+
+/*
+ * Heap lock taken over from a holder that died: repairs whatever single
+ * update it may have left half done, then checks the whole heap. False
+ * means the heap cannot be trusted.
+ */
+static bool recover_heap(struct k_heap_control *ctl)
+{
+	struct z_heap *z = control_heap(ctl);
+	struct z_heap_walk_totals totals;
+	const char *why;
+
+	if (!z_heap_rebuild(z, &why))
+		return false;
+	free_unfinished_allocations(z);
+	rebuild_wait_queue(ctl);
+	kheap_note_pressure(ctl);
+	return z_heap_check_invariants(z, &totals, &why) && wait_queue_intact(ctl);
 }
 
 /*
@@ -363,7 +429,7 @@ static bool lock_region(struct k_heap_control *ctl, bool report)
 	}
 	rc = pthread_mutex_lock(&ctl->shared_lock);
 	if (rc == EOWNERDEAD) {
-		if (heap_survived(ctl))
+		if (recover_heap(ctl))
 			hdr->recoveries++;
 		else
 			mark_broken(hdr);
@@ -823,7 +889,7 @@ int k_heap_reclaim_dead(struct k_heap *h, struct k_heap_reclaimed *out)
 /* Quiesced, for validate: the region's own bookkeeping. */
 bool kheap_shared_check(struct k_heap_control *ctl, const char **why)
 {
-	if (!heap_survived(ctl)) {
+	if (!wait_queue_intact(ctl)) {
 		*why = "a shared heap's wait queue or waiter records are damaged";
 		return false;
 	}

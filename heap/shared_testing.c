@@ -12,16 +12,53 @@ void kheap_testing_hold_heap_lock(struct k_heap *h)
 	kheap_heap_lock(h->control);
 }
 
+/* The head of the largest non-empty bucket, or 0. */
+static chunkid_t some_free_chunk(struct z_heap *z)
+{
+	if (z->avail_buckets == 0)
+		return 0;
+	return z->buckets[31 - __builtin_clz(z->avail_buckets)];
+}
+
 void kheap_testing_hold_heap_lock_mid_update(struct k_heap *h)
 {
 	struct k_heap_control *ctl = h->control;
+	struct z_heap *z = control_heap(ctl);
+	chunkid_t c;
 
 	if (!kheap_heap_lock(ctl))
 		return;
-	/* z_heap_free_chunk updates the free lists, then the byte counts; a
-	 * process dying between the two leaves the counts short.
-	 */
-	control_heap(ctl)->free_bytes -= CHUNK_UNIT;
+	c = some_free_chunk(z);
+	if (c != 0)
+		set_chunk_size(z, c, z->end_chunk + 1);
+}
+
+void kheap_testing_hold_heap_lock_mid_alloc(struct k_heap *h)
+{
+	struct k_heap_control *ctl = h->control;
+	struct z_heap *z = control_heap(ctl);
+	unsigned int b;
+	chunkid_t c;
+
+	if (!kheap_heap_lock(ctl))
+		return;
+	c = some_free_chunk(z);
+	if (c == 0)
+		return;
+	/* find_free_chunk's unlink, done by hand up to the counter update. */
+	b = 31 - (unsigned int)__builtin_clz(z->avail_buckets);
+	if (next_free_chunk(z, c) == c) {
+		z->buckets[b] = 0;
+		z->avail_buckets &= ~(1u << b);
+	} else {
+		chunkid_t prev = prev_free_chunk(z, c), next = next_free_chunk(z, c);
+
+		set_next_free_chunk(z, prev, next);
+		set_prev_free_chunk(z, next, prev);
+		z->buckets[b] = next;
+	}
+	set_chunk_flags(z, c, CHUNK_USED);
+	z_heap_write_trailer(z, c, 16);
 }
 
 unsigned int kheap_testing_cache_count(struct k_heap *h)

@@ -19,11 +19,20 @@ extern "C" {
 void kheap_testing_hold_heap_lock(struct k_heap *h);
 
 /*
- * As kheap_testing_hold_heap_lock, then breaks the heap's free lists the way
- * a process killed in the middle of a free would leave them (a block
- * unlinked from its bucket but still marked free).
+ * As kheap_testing_hold_heap_lock, then leaves a free chunk's size field
+ * half written, which no recovery can undo: the next process to take the
+ * lock must mark the heap broken.
  */
 void kheap_testing_hold_heap_lock_mid_update(struct k_heap *h);
+
+/*
+ * As kheap_testing_hold_heap_lock, then leaves the free lists and counters
+ * as a process killed in the middle of an allocation would: a free chunk
+ * unlinked from its bucket, marked USED and untagged, with the byte counters
+ * not yet updated. The next process to take the lock must repair this and
+ * go on; the half-allocated chunk is freed again.
+ */
+void kheap_testing_hold_heap_lock_mid_alloc(struct k_heap *h);
 
 /* Takes the cache lock of CPU slot `cpu` of `h` and returns holding it. */
 void kheap_testing_hold_cache_lock(struct k_heap *h, unsigned int cpu);

@@ -298,6 +298,61 @@ void z_heap_free_chunk(struct z_heap *h, chunkid_t c)
 		z_heap_extreme_check(h);
 }
 
+/*
+ * Rebuilds everything in the heap that follows from the chunk headers: the
+ * left sizes, the free lists, the bucket bitmap and the byte counters, and
+ * merges free neighbours. Used after a process died holding a shared heap's
+ * lock: any single update it left half done (a split, a merge, a list
+ * unlink, a counter) is either completed or undone here. It cannot repair
+ * a size field that was half written; that fails the walk, and the function
+ * returns false with *why set, having changed nothing.
+ */
+bool z_heap_rebuild(struct z_heap *h, const char **why)
+{
+	chunkid_t c;
+
+	if (h->magic != Z_HEAP_MAGIC) {
+		*why = "heap magic damaged";
+		return false;
+	}
+	for (c = 0; c < h->end_chunk; c += chunk_size(h, c)) {
+		uint32_t size = chunk_size(h, c);
+		uint32_t flags = chunk_flags(h, c);
+
+		if (size == 0 || size > h->end_chunk - c ||
+		    (!(flags & CHUNK_USED) && (flags != 0 || size < min_chunk_size(h) || c == 0))) {
+			*why = "a chunk header cannot be read back (a size was half written)";
+			return false;
+		}
+	}
+	if (c != h->end_chunk || !chunk_used(h, c)) {
+		*why = "the chunks no longer tile the heap";
+		return false;
+	}
+	for (c = 0; c < h->end_chunk; c += chunk_size(h, c)) {
+		chunkid_t right = right_chunk(h, c);
+
+		while (!chunk_used(h, c) && !chunk_used(h, right)) {
+			merge_chunks(h, c, right);
+			right = right_chunk(h, c);
+		}
+		set_left_size(h, right, chunk_size(h, c));
+	}
+	memset(h->buckets, 0, h->bucket_count * sizeof(h->buckets[0]));
+	h->avail_buckets = 0;
+	h->free_bytes = 0;
+	h->allocated_bytes = 0;
+	for (c = first_block_chunk(h); c < h->end_chunk; c += chunk_size(h, c)) {
+		if (!chunk_used(h, c))
+			free_list_add(h, c);
+		else if (c != h->owner_control)
+			h->allocated_bytes += chunksz_to_bytes(h, chunk_size(h, c));
+	}
+	if (h->max_allocated_bytes < h->allocated_bytes)
+		h->max_allocated_bytes = h->allocated_bytes;
+	return true;
+}
+
 size_t z_heap_largest_free_bytes(const struct z_heap *h)
 {
 	uint32_t largest = 0;
