@@ -11,6 +11,14 @@
  * depends on it; a busy lock (rare: another thread on the same CPU) sends
  * the caller to the global path instead of spinning.
  *
+ * Hit and general paths. Under the slot lock, alloc_hit and free_hit serve
+ * the common case straight-line, compiled once per header width, reading
+ * only line 0 of the control block (never the z_heap's lines, which the heap
+ * lock's holder writes), this CPU's cache and the block. Everything else (a
+ * miss, misuse, waiters, pressure, a full budget, trailers) goes with the
+ * lock still held to alloc_general or free_general, which re-examine the
+ * request in full with the generic accessors.
+ *
  * Refill and flush move batches under one heap-lock hold each, so blocks
  * allocated on one CPU and freed on another (producer/consumer) cross the
  * global lock once per batch, never once per block.
@@ -132,7 +140,8 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
  * the heap is ready and has a cache for that slot; otherwise drops the lock
  * and returns NULL. Only after this succeeds may the caller touch the region.
  */
-static struct k_heap_control *lock_cpu_slot(struct k_heap *h, uint32_t *slot)
+static inline __attribute__((always_inline)) struct k_heap_control *lock_cpu_slot(struct k_heap *h,
+										  uint32_t *slot)
 {
 	struct k_heap_control *ctl;
 
@@ -175,20 +184,20 @@ static void *hand_out_cached(struct k_heap *h, uint32_t slot, struct z_heap *z, 
 	return chunk_mem(z, c);
 }
 
-void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
+/*
+ * The general allocation path, for every case the hit path leaves: a miss
+ * (refill), a damaged list, trailers. Called with the slot lock held; drops it.
+ */
+static __attribute__((noinline)) void *alloc_general(struct k_heap *h, struct k_heap_control *ctl,
+						     uint32_t slot, size_t bytes)
 {
-	struct k_heap_control *ctl;
+	struct z_heap *z = control_heap(ctl);
 	struct kheap_cpu_cache *cache;
 	struct kheap_cache_class *cls;
-	struct z_heap *z;
-	uint32_t slot, units;
+	uint32_t units;
 	chunkid_t c;
 	void *mem;
 
-	ctl = lock_cpu_slot(h, &slot);
-	if (ctl == NULL)
-		return NULL;
-	z = control_heap(ctl);
 	cache = &ctl->cpus[slot];
 	units = z_heap_request_units(z, bytes);
 	if (units < ctl->min_class_units)
@@ -237,22 +246,80 @@ void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
 	return mem;
 }
 
-enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
+/*
+ * The allocation hit path for a heap whose header width is header_bytes (a
+ * constant at each call site). It serves only a non-empty class whose head
+ * block still has exactly the header it was parked with, and hands every
+ * other case, lock held, to alloc_general, which re-examines it in full.
+ * Reads: line 0 of the control block, this CPU's cache, the block.
+ */
+static inline __attribute__((always_inline)) void *alloc_hit(struct k_heap *h,
+							     struct k_heap_control *ctl,
+							     uint32_t slot, size_t bytes,
+							     uint32_t header_bytes)
 {
-	enum kheap_cache_free_result result = KHEAP_CACHE_FREE_DECLINED;
-	struct k_heap_control *ctl;
-	struct kheap_cpu_cache *cache;
-	const char *detail = NULL;
-	enum kheap_fault fault;
-	struct z_heap *z;
-	size_t block_bytes;
-	uint32_t slot, units;
+	uint8_t *heap_mem = (uint8_t *)h->heap.heap;
+	struct kheap_cpu_cache *cache = &ctl->cpus[slot];
+	uint32_t units = (uint32_t)((bytes + header_bytes + CHUNK_UNIT - 1) / CHUNK_UNIT);
+	struct kheap_cache_class *cls;
+	uint8_t *mem;
 	chunkid_t c;
+
+	if (units < ctl->min_class_units)
+		units = ctl->min_class_units;
+	if (__builtin_expect(units > ctl->max_class_units, 0))
+		return alloc_general(h, ctl, slot, bytes);
+	cls = &cache->classes[units];
+	c = cls->head;
+	if (__builtin_expect(c == 0 || c >= ctl->end_chunk, 0))
+		return alloc_general(h, ctl, slot, bytes);
+	mem = heap_mem + (size_t)c * CHUNK_UNIT;
+	if (__builtin_expect(mem_header_field(mem, header_bytes, SIZE_FLAGS) !=
+				 (units << 2 | CHUNK_USED | CHUNK_CACHED),
+			     0))
+		return alloc_general(h, ctl, slot, bytes);
+	cls->head = ((const uint32_t *)mem)[LINK_NEXT];
+	cls->count--;
+	cache->cached_bytes -= (size_t)units * CHUNK_UNIT - header_bytes;
+	cache->counters.hits++;
+	mem_set_header_field(mem, header_bytes, SIZE_FLAGS, units << 2 | CHUNK_USED);
+	kheap_spin_unlock(kheap_slot_lock(slot));
+	return mem;
+}
+
+void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
+{
+	struct k_heap_control *ctl;
+	uint32_t slot;
 
 	ctl = lock_cpu_slot(h, &slot);
 	if (ctl == NULL)
-		return KHEAP_CACHE_FREE_DECLINED;
-	z = control_heap(ctl);
+		return NULL;
+	/* One width dispatch per call; each branch is straight-line. */
+	if (__builtin_expect(ctl->hit_header_bytes == 8, 1))
+		return alloc_hit(h, ctl, slot, bytes, 8);
+	if (ctl->hit_header_bytes == 4)
+		return alloc_hit(h, ctl, slot, bytes, 4);
+	return alloc_general(h, ctl, slot, bytes);
+}
+
+/*
+ * The general free path, for every case the hit path leaves: misuse to
+ * classify, a block no class takes, waiters or pressure, a full budget,
+ * trailers. Called with the slot lock held; drops it.
+ */
+static __attribute__((noinline)) enum kheap_cache_free_result
+free_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, void *mem)
+{
+	enum kheap_cache_free_result result = KHEAP_CACHE_FREE_DECLINED;
+	struct z_heap *z = control_heap(ctl);
+	struct kheap_cpu_cache *cache;
+	const char *detail = NULL;
+	enum kheap_fault fault;
+	size_t block_bytes;
+	uint32_t units;
+	chunkid_t c;
+
 	fault = z_heap_check_owned_block(z, mem, &c, &detail);
 	if (__builtin_expect(fault != 0, 0)) {
 		kheap_spin_unlock(kheap_slot_lock(slot));
@@ -289,6 +356,84 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 out:
 	kheap_spin_unlock(kheap_slot_lock(slot));
 	return result;
+}
+
+/*
+ * The free hit path for a heap whose header width is header_bytes (a constant
+ * at each call site). It parks a block only when every BASIC check of
+ * z_heap_check_owned_block passes on the fast reads below (inside the heap,
+ * at a block start, USED and not CACHED, the next header's left size equal
+ * to the block's size), its class is cached, nobody waits, memory is not
+ * scarce and the budget has room. Any other case goes, lock held, to
+ * free_general, which repeats the checks in full and classifies misuse.
+ */
+static inline __attribute__((always_inline)) enum kheap_cache_free_result
+free_hit(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, void *mem,
+	 uint32_t header_bytes)
+{
+	size_t offset = (size_t)((uintptr_t)mem - (uintptr_t)h->heap.heap);
+	size_t c = offset / CHUNK_UNIT;
+	struct kheap_cpu_cache *cache;
+	struct kheap_cache_class *cls;
+	uint32_t size_flags, units;
+	size_t block_bytes;
+
+	if (__builtin_expect(offset % CHUNK_UNIT != 0 ||
+				 c - ctl->first_block_chunk >=
+				     (size_t)(ctl->end_chunk - ctl->first_block_chunk),
+			     0))
+		return free_general(h, ctl, slot, mem);
+	size_flags = mem_header_field(mem, header_bytes, SIZE_FLAGS);
+	units = size_flags >> 2;
+	if (__builtin_expect((size_flags & CHUNK_FLAGS) != CHUNK_USED ||
+				 units - ctl->min_class_units >
+				     ctl->max_class_units - ctl->min_class_units ||
+				 units > ctl->end_chunk - c,
+			     0))
+		return free_general(h, ctl, slot, mem);
+	if (__builtin_expect(mem_header_field((uint8_t *)mem + (size_t)units * CHUNK_UNIT,
+					      header_bytes, LEFT_SIZE) != units,
+			     0))
+		return free_general(h, ctl, slot, mem);
+	if (__builtin_expect(!nobody_waits(ctl) || kheap_load_uint(&ctl->low_memory), 0))
+		return free_general(h, ctl, slot, mem);
+	cache = &ctl->cpus[slot];
+	block_bytes = (size_t)units * CHUNK_UNIT - header_bytes;
+	if (__builtin_expect(cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes, 0))
+		return free_general(h, ctl, slot, mem);
+	cls = &cache->classes[units];
+	((uint32_t *)mem)[LINK_NEXT] = cls->head;
+	((uint32_t *)mem)[LINK_CPU] = cache->cpu;
+	mem_set_header_field(mem, header_bytes, SIZE_FLAGS, size_flags | CHUNK_CACHED);
+	cls->head = (chunkid_t)c;
+	cls->count++;
+	cache->cached_bytes += block_bytes;
+	kheap_spin_unlock(kheap_slot_lock(slot));
+	return KHEAP_CACHE_FREE_DONE;
+}
+
+enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
+{
+	struct k_heap_control *ctl;
+	uint32_t slot;
+
+	ctl = lock_cpu_slot(h, &slot);
+	if (ctl == NULL)
+		return KHEAP_CACHE_FREE_DECLINED;
+	if (__builtin_expect(ctl->hit_header_bytes == 8, 1))
+		return free_hit(h, ctl, slot, mem, 8);
+	if (ctl->hit_header_bytes == 4)
+		return free_hit(h, ctl, slot, mem, 4);
+	return free_general(h, ctl, slot, mem);
+}
+
+void kheap_cache_configure(struct k_heap_control *ctl)
+{
+	struct z_heap *z = control_heap(ctl);
+
+	ctl->first_block_chunk = first_block_chunk(z);
+	ctl->end_chunk = z->end_chunk;
+	ctl->hit_header_bytes = z_heap_has_trailers(z) ? 0 : z->header_bytes;
 }
 
 /* Frees every block one CPU's cache holds; its slot lock and the heap lock

@@ -84,6 +84,7 @@ static int format_k_heap(struct k_heap *h, void *mem, size_t bytes, unsigned int
 	 */
 	z->owner_control = mem_to_chunk(z, ctl);
 	ctl->capacity_bytes = z_heap_largest_free_bytes(z);
+	kheap_cache_configure(ctl);
 	z->allocated_bytes = 0;
 	z->max_allocated_bytes = 0;
 	h->control = ctl;
@@ -530,6 +531,7 @@ static int set_hardening_quiesced(struct k_heap_control *ctl, void *arg)
 	/* Cached blocks were laid out for the old level: return them all. */
 	kheap_cache_release_all_locked(ctl);
 	z->hardening = level;
+	kheap_cache_configure(ctl);
 	if (level == SYS_HEAP_HARDENING_EXTREME)
 		kheap_store_release_uint(&ctl->owner->cache_percent, 0);
 	return 0;
