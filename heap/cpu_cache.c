@@ -53,6 +53,16 @@ static inline uint32_t *cached_links(const struct z_heap *h, chunkid_t c)
 	return chunk_mem(h, c);
 }
 
+static inline size_t rotate_right_size(size_t x, unsigned int bits)
+{
+	return x >> bits | x << (sizeof(size_t) * 8 - bits);
+}
+
+static inline uint32_t rotate_right_32(uint32_t x, unsigned int bits)
+{
+	return x >> bits | x << (32 - bits);
+}
+
 static inline bool nobody_waits(struct k_heap_control *ctl)
 {
 	return kheap_load_uint(&ctl->waiter_count) == 0;
@@ -371,23 +381,28 @@ static inline __attribute__((always_inline)) enum kheap_cache_free_result
 free_hit(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, void *mem,
 	 uint32_t header_bytes)
 {
-	size_t offset = (size_t)((uintptr_t)mem - (uintptr_t)h->heap.heap);
-	size_t c = offset / CHUNK_UNIT;
+	uint8_t *first_mem = (uint8_t *)h->heap.heap + (size_t)ctl->first_block_chunk * CHUNK_UNIT;
+	size_t from_first = rotate_right_size((size_t)((uintptr_t)mem - (uintptr_t)first_mem), 3);
+	uint32_t min = ctl->min_class_units;
 	struct kheap_cpu_cache *cache;
 	struct kheap_cache_class *cls;
 	uint32_t size_flags, units;
 	size_t block_bytes;
+	chunkid_t c;
 
-	if (__builtin_expect(offset % CHUNK_UNIT != 0 ||
-				 c - ctl->first_block_chunk >=
-				     (size_t)(ctl->end_chunk - ctl->first_block_chunk),
-			     0))
+	/* Inside the heap and at a unit boundary: a misaligned offset rotates
+	 * into the top bits, so one compare covers both.
+	 */
+	if (__builtin_expect(from_first >= ctl->end_chunk - ctl->first_block_chunk, 0))
 		return free_general(h, ctl, slot, mem);
+	c = ctl->first_block_chunk + (chunkid_t)from_first;
 	size_flags = mem_header_field(mem, header_bytes, SIZE_FLAGS);
 	units = size_flags >> 2;
-	if (__builtin_expect((size_flags & CHUNK_FLAGS) != CHUNK_USED ||
-				 units - ctl->min_class_units >
-				     ctl->max_class_units - ctl->min_class_units ||
+	/* USED, not CACHED, and a cached class: flags other than USED rotate
+	 * into the top bits, a size below the smallest class wraps.
+	 */
+	if (__builtin_expect(rotate_right_32(size_flags - (min << 2 | CHUNK_USED), 2) >
+				     ctl->max_class_units - min ||
 				 units > ctl->end_chunk - c,
 			     0))
 		return free_general(h, ctl, slot, mem);
@@ -403,9 +418,9 @@ free_hit(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, void *mem,
 		return free_general(h, ctl, slot, mem);
 	cls = &cache->classes[units];
 	((uint32_t *)mem)[LINK_NEXT] = cls->head;
-	((uint32_t *)mem)[LINK_CPU] = cache->cpu;
+	((uint32_t *)mem)[LINK_CPU] = slot;
 	mem_set_header_field(mem, header_bytes, SIZE_FLAGS, size_flags | CHUNK_CACHED);
-	cls->head = (chunkid_t)c;
+	cls->head = c;
 	cls->count++;
 	cache->cached_bytes += block_bytes;
 	kheap_spin_unlock(kheap_slot_lock(slot));
