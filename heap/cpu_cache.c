@@ -1,23 +1,25 @@
 /*
- * Per-CPU caches: the allocation and free fast paths, refill, flush, drain.
+ * Per-CPU caches: the general allocation and free paths, refill, flush, drain.
  *
- * Fast path. kheap_cache_alloc/free look up the current CPU (one TLS load
- * through rseq), trylock that CPU's slot lock, check the heap is READY, and
- * push or pop one block of the request's class. On a hit they touch only
- * lines that belong to this CPU (its slot lock and its cache), read-only
- * configuration, and the block itself: no shared line is written and no
- * shared lock is taken. The CPU number is only a hint: a thread migrated
- * after the lookup still holds that slot's lock, so correctness never
- * depends on it; a busy lock (rare: another thread on the same CPU) sends
- * the caller to the global path instead of spinning.
+ * Fast path (inlined from cpu_cache_hit.h). kheap_cache_alloc/free look up
+ * the current CPU (one TLS load through rseq), trylock that CPU's slot lock,
+ * check the heap is READY, and push or pop one block of the request's class.
+ * On a hit they touch only lines that belong to this CPU (its slot lock and
+ * its cache), read-only configuration, and the block itself: no shared line
+ * is written and no shared lock is taken. The CPU number is only a hint: a
+ * thread migrated after the lookup still holds that slot's lock, so
+ * correctness never depends on it; a busy lock (rare: another thread on the
+ * same CPU) sends the caller to the global path instead of spinning.
  *
  * Hit and general paths. Under the slot lock, alloc_hit and free_hit serve
  * the common case straight-line, compiled once per header width, reading
  * only line 0 of the control block (never the z_heap's lines, which the heap
  * lock's holder writes), this CPU's cache and the block. Everything else (a
- * miss, misuse, waiters, pressure, a full budget, trailers) goes with the
- * lock still held to alloc_general or free_general, which re-examine the
- * request in full with the generic accessors.
+ * miss, misuse, waiters, pressure, a full budget, trailers) comes here with
+ * the lock still held, to kheap_cache_alloc_general or
+ * kheap_cache_free_general, which re-examine the request in full with the
+ * generic accessors (alloc_locked, free_locked) and finish it on the slow
+ * path of k_heap.c when the cache cannot.
  *
  * Refill and flush move batches under one heap-lock hold each, so blocks
  * allocated on one CPU and freed on another (producer/consumer) cross the
@@ -40,10 +42,9 @@
  * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
  * that would exceed it first flushes half of that class to the heap.
  */
+#include "heap/cpu_cache_hit.h"
 #include "heap/k_heap_internal.h"
 #include "smp/atomic.h"
-
-enum { LINK_NEXT, LINK_CPU };
 
 /* Process-wide and never freed; see "Slot locks" in k_heap_internal.h. */
 struct kheap_slot_lock kheap_slot_locks[KHEAP_MAX_CPUS];
@@ -51,21 +52,6 @@ struct kheap_slot_lock kheap_slot_locks[KHEAP_MAX_CPUS];
 static inline uint32_t *cached_links(const struct z_heap *h, chunkid_t c)
 {
 	return chunk_mem(h, c);
-}
-
-static inline size_t rotate_right_size(size_t x, unsigned int bits)
-{
-	return x >> bits | x << (sizeof(size_t) * 8 - bits);
-}
-
-static inline uint32_t rotate_right_32(uint32_t x, unsigned int bits)
-{
-	return x >> bits | x << (32 - bits);
-}
-
-static inline bool nobody_waits(struct k_heap_control *ctl)
-{
-	return kheap_load_uint(&ctl->waiter_count) == 0;
 }
 
 static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_t c, uint32_t units)
@@ -146,33 +132,6 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 }
 
 /*
- * Takes the current CPU's slot lock and returns the heap's control block if
- * the heap is ready and has a cache for that slot; otherwise drops the lock
- * and returns NULL. Only after this succeeds may the caller touch the region.
- */
-static inline __attribute__((always_inline)) struct k_heap_control *lock_cpu_slot(struct k_heap *h,
-										  uint32_t *slot)
-{
-	struct k_heap_control *ctl;
-
-	*slot = (uint32_t)kheap_current_cpu() % KHEAP_MAX_CPUS;
-	if (__builtin_expect(!kheap_spin_trylock(kheap_slot_lock(*slot)), 0))
-		return NULL;
-	/* Acquire pairs with the release that published READY after (lazy)
-	 * initialisation. The slot lock orders this read after a teardown that
-	 * began before we took it: teardown stores CLOSING, then takes every
-	 * slot lock.
-	 */
-	if (__builtin_expect(kheap_load_acquire_uint(&h->init_state) == KHEAP_STATE_READY, 1)) {
-		ctl = h->control;
-		if (__builtin_expect(*slot < ctl->cpu_count, 1))
-			return ctl;
-	}
-	kheap_spin_unlock(kheap_slot_lock(*slot));
-	return NULL;
-}
-
-/*
  * FULL hardening: a block leaving a cache must still hold the poison it got
  * when it was freed (past its cache links); if it does not, someone wrote to
  * it after freeing it. Such a block is kept out of circulation (leaked, still
@@ -198,8 +157,7 @@ static void *hand_out_cached(struct k_heap *h, uint32_t slot, struct z_heap *z, 
  * The general allocation path, for every case the hit path leaves: a miss
  * (refill), a damaged list, trailers. Called with the slot lock held; drops it.
  */
-static __attribute__((noinline)) void *alloc_general(struct k_heap *h, struct k_heap_control *ctl,
-						     uint32_t slot, size_t bytes)
+static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, size_t bytes)
 {
 	struct z_heap *z = control_heap(ctl);
 	struct kheap_cpu_cache *cache;
@@ -257,69 +215,12 @@ static __attribute__((noinline)) void *alloc_general(struct k_heap *h, struct k_
 }
 
 /*
- * The allocation hit path for a heap whose header width is header_bytes (a
- * constant at each call site). It serves only a non-empty class whose head
- * block still has exactly the header it was parked with, and hands every
- * other case, lock held, to alloc_general, which re-examines it in full.
- * Reads: line 0 of the control block, this CPU's cache, the block.
- */
-static inline __attribute__((always_inline)) void *alloc_hit(struct k_heap *h,
-							     struct k_heap_control *ctl,
-							     uint32_t slot, size_t bytes,
-							     uint32_t header_bytes)
-{
-	uint8_t *heap_mem = (uint8_t *)h->heap.heap;
-	struct kheap_cpu_cache *cache = &ctl->cpus[slot];
-	uint32_t units = (uint32_t)((bytes + header_bytes + CHUNK_UNIT - 1) / CHUNK_UNIT);
-	struct kheap_cache_class *cls;
-	uint8_t *mem;
-	chunkid_t c;
-
-	if (units < ctl->min_class_units)
-		units = ctl->min_class_units;
-	if (__builtin_expect(units > ctl->max_class_units, 0))
-		return alloc_general(h, ctl, slot, bytes);
-	cls = &cache->classes[units];
-	c = cls->head;
-	if (__builtin_expect(c == 0 || c >= ctl->end_chunk, 0))
-		return alloc_general(h, ctl, slot, bytes);
-	mem = heap_mem + (size_t)c * CHUNK_UNIT;
-	if (__builtin_expect(mem_header_field(mem, header_bytes, SIZE_FLAGS) !=
-				 (units << 2 | CHUNK_USED | CHUNK_CACHED),
-			     0))
-		return alloc_general(h, ctl, slot, bytes);
-	cls->head = ((const uint32_t *)mem)[LINK_NEXT];
-	cls->count--;
-	cache->cached_bytes -= (size_t)units * CHUNK_UNIT - header_bytes;
-	cache->counters.hits++;
-	mem_set_header_field(mem, header_bytes, SIZE_FLAGS, units << 2 | CHUNK_USED);
-	kheap_spin_unlock(kheap_slot_lock(slot));
-	return mem;
-}
-
-void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
-{
-	struct k_heap_control *ctl;
-	uint32_t slot;
-
-	ctl = lock_cpu_slot(h, &slot);
-	if (ctl == NULL)
-		return NULL;
-	/* One width dispatch per call; each branch is straight-line. */
-	if (__builtin_expect(ctl->hit_header_bytes == 8, 1))
-		return alloc_hit(h, ctl, slot, bytes, 8);
-	if (ctl->hit_header_bytes == 4)
-		return alloc_hit(h, ctl, slot, bytes, 4);
-	return alloc_general(h, ctl, slot, bytes);
-}
-
-/*
  * The general free path, for every case the hit path leaves: misuse to
  * classify, a block no class takes, waiters or pressure, a full budget,
  * trailers. Called with the slot lock held; drops it.
  */
-static __attribute__((noinline)) enum kheap_cache_free_result
-free_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, void *mem)
+static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_control *ctl,
+						uint32_t slot, void *mem)
 {
 	enum kheap_cache_free_result result = KHEAP_CACHE_FREE_DECLINED;
 	struct z_heap *z = control_heap(ctl);
@@ -368,78 +269,29 @@ out:
 	return result;
 }
 
-/*
- * The free hit path for a heap whose header width is header_bytes (a constant
- * at each call site). It parks a block only when every BASIC check of
- * z_heap_check_owned_block passes on the fast reads below (inside the heap,
- * at a block start, USED and not CACHED, the next header's left size equal
- * to the block's size), its class is cached, nobody waits, memory is not
- * scarce and the budget has room. Any other case goes, lock held, to
- * free_general, which repeats the checks in full and classifies misuse.
- */
-static inline __attribute__((always_inline)) enum kheap_cache_free_result
-free_hit(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, void *mem,
-	 uint32_t header_bytes)
+void *kheap_cache_alloc_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
+				size_t bytes, k_timeout_t timeout)
 {
-	uint8_t *first_mem = (uint8_t *)h->heap.heap + (size_t)ctl->first_block_chunk * CHUNK_UNIT;
-	size_t from_first = rotate_right_size((size_t)((uintptr_t)mem - (uintptr_t)first_mem), 3);
-	uint32_t min = ctl->min_class_units;
-	struct kheap_cpu_cache *cache;
-	struct kheap_cache_class *cls;
-	uint32_t size_flags, units;
-	size_t block_bytes;
-	chunkid_t c;
+	void *mem = alloc_locked(h, ctl, slot, bytes);
 
-	/* Inside the heap and at a unit boundary: a misaligned offset rotates
-	 * into the top bits, so one compare covers both.
-	 */
-	if (__builtin_expect(from_first >= ctl->end_chunk - ctl->first_block_chunk, 0))
-		return free_general(h, ctl, slot, mem);
-	c = ctl->first_block_chunk + (chunkid_t)from_first;
-	size_flags = mem_header_field(mem, header_bytes, SIZE_FLAGS);
-	units = size_flags >> 2;
-	/* USED, not CACHED, and a cached class: flags other than USED rotate
-	 * into the top bits, a size below the smallest class wraps.
-	 */
-	if (__builtin_expect(rotate_right_32(size_flags - (min << 2 | CHUNK_USED), 2) >
-				     ctl->max_class_units - min ||
-				 units > ctl->end_chunk - c,
-			     0))
-		return free_general(h, ctl, slot, mem);
-	if (__builtin_expect(mem_header_field((uint8_t *)mem + (size_t)units * CHUNK_UNIT,
-					      header_bytes, LEFT_SIZE) != units,
-			     0))
-		return free_general(h, ctl, slot, mem);
-	if (__builtin_expect(!nobody_waits(ctl) || kheap_load_uint(&ctl->low_memory), 0))
-		return free_general(h, ctl, slot, mem);
-	cache = &ctl->cpus[slot];
-	block_bytes = (size_t)units * CHUNK_UNIT - header_bytes;
-	if (__builtin_expect(cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes, 0))
-		return free_general(h, ctl, slot, mem);
-	cls = &cache->classes[units];
-	((uint32_t *)mem)[LINK_NEXT] = cls->head;
-	((uint32_t *)mem)[LINK_CPU] = slot;
-	mem_set_header_field(mem, header_bytes, SIZE_FLAGS, size_flags | CHUNK_CACHED);
-	cls->head = c;
-	cls->count++;
-	cache->cached_bytes += block_bytes;
-	kheap_spin_unlock(kheap_slot_lock(slot));
-	return KHEAP_CACHE_FREE_DONE;
+	return mem != NULL ? mem : kheap_alloc_slow(h, bytes, timeout);
 }
 
-enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
+void kheap_cache_free_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
+			      void *mem)
 {
-	struct k_heap_control *ctl;
-	uint32_t slot;
+	if (free_locked(h, ctl, slot, mem) == KHEAP_CACHE_FREE_DECLINED)
+		kheap_free_slow(h, mem);
+}
 
-	ctl = lock_cpu_slot(h, &slot);
-	if (ctl == NULL)
-		return KHEAP_CACHE_FREE_DECLINED;
-	if (__builtin_expect(ctl->hit_header_bytes == 8, 1))
-		return free_hit(h, ctl, slot, mem, 8);
-	if (ctl->hit_header_bytes == 4)
-		return free_hit(h, ctl, slot, mem, 4);
-	return free_general(h, ctl, slot, mem);
+void *kheap_cache_alloc_any_cpu(struct k_heap *h, size_t bytes, k_timeout_t timeout)
+{
+	return cache_alloc_on(h, (uint32_t)kheap_current_cpu(), bytes, timeout);
+}
+
+void kheap_cache_free_any_cpu(struct k_heap *h, void *mem)
+{
+	cache_free_on(h, (uint32_t)kheap_current_cpu(), mem);
 }
 
 void kheap_cache_configure(struct k_heap_control *ctl)

@@ -202,18 +202,13 @@ void kheap_quiesce(struct k_heap_control *ctl);
 void kheap_unquiesce(struct k_heap_control *ctl);
 
 /*
- * Cache fast paths (cpu_cache.c), called without any lock or read-side
- * section. kheap_cache_alloc returns NULL when the cache cannot serve (the
- * caller then takes the slow path). kheap_cache_free either finishes the free
- * (cached it, or reported misuse) or declines, and the caller frees globally.
+ * What the cache's locked free path did (cpu_cache.c): finished the free
+ * (cached it, or reported misuse), or declined, and the global free follows.
  */
 enum kheap_cache_free_result {
 	KHEAP_CACHE_FREE_DECLINED,
 	KHEAP_CACHE_FREE_DONE,
 };
-
-void *kheap_cache_alloc(struct k_heap *h, size_t bytes);
-enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem);
 
 /* Returns every cached block to the global heap (takes the locks itself). */
 void kheap_cache_drain_all(struct k_heap_control *ctl);
