@@ -7,9 +7,9 @@
  * its slot lock, check the heap is READY, and then either serve the request
  * straight-line (alloc_hit, free_hit, compiled once per header width) or
  * hand it, lock still held, to kheap_cache_alloc_general or
- * kheap_cache_free_general, which finish it, on the slow path if need be. A hit reads only line 0
- * of the control block (never the z_heap's lines, which the heap lock's holder writes), this CPU's
- * cache and the block.
+ * kheap_cache_free_general, which finish it, on the slow path if need be.
+ * A hit reads only line 0 of the control block (never the z_heap's lines,
+ * which the heap lock's holder writes), this CPU's cache and the block.
  *
  * Cached block links: a parked block's first body word holds the next block
  * of its class (a chunk id, 0 ends the list), its second the owning slot.
@@ -91,7 +91,8 @@ lock_cpu_slot(struct k_heap *h, uint32_t cpu, uint32_t *slot)
  * The allocation hit path for a heap whose header width is header_bytes (a
  * constant at each call site). It serves only a non-empty class whose head
  * block still has exactly the header it was parked with, and hands every
- * other case, lock held, to alloc_general, which re-examines it in full.
+ * other case, lock held, to kheap_cache_alloc_general, which re-examines it
+ * in full.
  * Reads: line 0 of the control block, this CPU's cache, the block.
  */
 static inline __attribute__((always_inline)) void *
@@ -166,7 +167,8 @@ static inline void *kheap_cache_alloc(struct k_heap *h, size_t bytes, k_timeout_
  * at a block start, USED and not CACHED, the next header's left size equal
  * to the block's size), its class is cached, nobody waits, memory is not
  * scarce and the budget has room. Any other case goes, lock held, to
- * free_general, which repeats the checks in full and classifies misuse.
+ * kheap_cache_free_general, which repeats the checks in full and classifies
+ * misuse.
  */
 static inline __attribute__((always_inline)) void free_hit(struct k_heap *h,
 							   struct k_heap_control *ctl,
