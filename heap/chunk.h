@@ -24,7 +24,8 @@
  * hence the minimum chunk: 2 units (big) or 1 unit (small).
  *
  * Region map, chunk ids in [0, end_chunk]:
- *   chunk 0           metadata; its body is struct z_heap (always USED)
+ *   chunk 0           metadata; its body is struct z_heap (always USED), so
+ *                     chunk c's memory is (uint8_t *)h + c * CHUNK_UNIT
  *   chunks 1..end-1   blocks, USED or free, tiling the space exactly
  *   chunk end_chunk   a one-unit sentinel (always USED), header only
  * Metadata and sentinel are USED so merging never needs a bounds check.
@@ -211,6 +212,28 @@ static inline void set_next_free_chunk(struct z_heap *h, chunkid_t c, chunkid_t 
 static inline void *chunk_mem(const struct z_heap *h, chunkid_t c)
 {
 	return (uint8_t *)chunk_address(h, c) + h->header_bytes;
+}
+
+/*
+ * Header fields seen from a block's memory, for callers that know the header
+ * width (4 or 8) as a constant: the header sits right before the memory, so
+ * these take no z_heap load and no width branch once inlined. They exist for
+ * the cache hit paths, which pick the width once per call.
+ */
+static inline uint32_t mem_header_field(const void *mem, uint32_t header_bytes, enum chunk_field f)
+{
+	if (header_bytes == 8)
+		return kheap_load_relaxed_32((const uint32_t *)mem - 2 + f);
+	return kheap_load_relaxed_16((const uint16_t *)mem - 2 + f);
+}
+
+static inline void mem_set_header_field(void *mem, uint32_t header_bytes, enum chunk_field f,
+					uint32_t v)
+{
+	if (header_bytes == 8)
+		kheap_store_relaxed_32((uint32_t *)mem - 2 + f, v);
+	else
+		kheap_store_relaxed_16((uint16_t *)mem - 2 + f, (uint16_t)v);
 }
 
 static inline chunkid_t mem_to_chunk(const struct z_heap *h, const void *mem)

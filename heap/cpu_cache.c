@@ -1,15 +1,25 @@
 /*
- * Per-CPU caches: the allocation and free fast paths, refill, flush, drain.
+ * Per-CPU caches: the general allocation and free paths, refill, flush, drain.
  *
- * Fast path. kheap_cache_alloc/free look up the current CPU (one TLS load
- * through rseq), trylock that CPU's slot lock, check the heap is READY, and
- * push or pop one block of the request's class. On a hit they touch only
- * lines that belong to this CPU (its slot lock and its cache), read-only
- * configuration, and the block itself: no shared line is written and no
- * shared lock is taken. The CPU number is only a hint: a thread migrated
- * after the lookup still holds that slot's lock, so correctness never
- * depends on it; a busy lock (rare: another thread on the same CPU) sends
- * the caller to the global path instead of spinning.
+ * Fast path (inlined from cpu_cache_hit.h). kheap_cache_alloc/free look up
+ * the current CPU (one TLS load through rseq), trylock that CPU's slot lock,
+ * check the heap is READY, and push or pop one block of the request's class.
+ * On a hit they touch only lines that belong to this CPU (its slot lock and
+ * its cache), read-only configuration, and the block itself: no shared line
+ * is written and no shared lock is taken. The CPU number is only a hint: a
+ * thread migrated after the lookup still holds that slot's lock, so
+ * correctness never depends on it; a busy lock (rare: another thread on the
+ * same CPU) sends the caller to the global path instead of spinning.
+ *
+ * Hit and general paths. Under the slot lock, alloc_hit and free_hit serve
+ * the common case straight-line, compiled once per header width, reading
+ * only line 0 of the control block (never the z_heap's lines, which the heap
+ * lock's holder writes), this CPU's cache and the block. Everything else (a
+ * miss, misuse, waiters, pressure, a full budget, trailers) comes here with
+ * the lock still held, to kheap_cache_alloc_general or
+ * kheap_cache_free_general, which re-examine the request in full with the
+ * generic accessors (alloc_locked, free_locked) and finish it on the slow
+ * path of k_heap.c when the cache cannot.
  *
  * Refill and flush move batches under one heap-lock hold each, so blocks
  * allocated on one CPU and freed on another (producer/consumer) cross the
@@ -32,10 +42,9 @@
  * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
  * that would exceed it first flushes half of that class to the heap.
  */
+#include "heap/cpu_cache_hit.h"
 #include "heap/k_heap_internal.h"
 #include "smp/atomic.h"
-
-enum { LINK_NEXT, LINK_CPU };
 
 /* Process-wide and never freed; see "Slot locks" in k_heap_internal.h. */
 struct kheap_slot_lock kheap_slot_locks[KHEAP_MAX_CPUS];
@@ -43,11 +52,6 @@ struct kheap_slot_lock kheap_slot_locks[KHEAP_MAX_CPUS];
 static inline uint32_t *cached_links(const struct z_heap *h, chunkid_t c)
 {
 	return chunk_mem(h, c);
-}
-
-static inline bool nobody_waits(struct k_heap_control *ctl)
-{
-	return kheap_load_uint(&ctl->waiter_count) == 0;
 }
 
 static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_t c, uint32_t units)
@@ -128,32 +132,6 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 }
 
 /*
- * Takes the current CPU's slot lock and returns the heap's control block if
- * the heap is ready and has a cache for that slot; otherwise drops the lock
- * and returns NULL. Only after this succeeds may the caller touch the region.
- */
-static struct k_heap_control *lock_cpu_slot(struct k_heap *h, uint32_t *slot)
-{
-	struct k_heap_control *ctl;
-
-	*slot = (uint32_t)kheap_current_cpu() % KHEAP_MAX_CPUS;
-	if (__builtin_expect(!kheap_spin_trylock(kheap_slot_lock(*slot)), 0))
-		return NULL;
-	/* Acquire pairs with the release that published READY after (lazy)
-	 * initialisation. The slot lock orders this read after a teardown that
-	 * began before we took it: teardown stores CLOSING, then takes every
-	 * slot lock.
-	 */
-	if (__builtin_expect(kheap_load_acquire_uint(&h->init_state) == KHEAP_STATE_READY, 1)) {
-		ctl = h->control;
-		if (__builtin_expect(*slot < ctl->cpu_count, 1))
-			return ctl;
-	}
-	kheap_spin_unlock(kheap_slot_lock(*slot));
-	return NULL;
-}
-
-/*
  * FULL hardening: a block leaving a cache must still hold the poison it got
  * when it was freed (past its cache links); if it does not, someone wrote to
  * it after freeing it. Such a block is kept out of circulation (leaked, still
@@ -175,20 +153,19 @@ static void *hand_out_cached(struct k_heap *h, uint32_t slot, struct z_heap *z, 
 	return chunk_mem(z, c);
 }
 
-void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
+/*
+ * The general allocation path, for every case the hit path leaves: a miss
+ * (refill), a damaged list, trailers. Called with the slot lock held; drops it.
+ */
+static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, size_t bytes)
 {
-	struct k_heap_control *ctl;
+	struct z_heap *z = control_heap(ctl);
 	struct kheap_cpu_cache *cache;
 	struct kheap_cache_class *cls;
-	struct z_heap *z;
-	uint32_t slot, units;
+	uint32_t units;
 	chunkid_t c;
 	void *mem;
 
-	ctl = lock_cpu_slot(h, &slot);
-	if (ctl == NULL)
-		return NULL;
-	z = control_heap(ctl);
 	cache = &ctl->cpus[slot];
 	units = z_heap_request_units(z, bytes);
 	if (units < ctl->min_class_units)
@@ -237,22 +214,23 @@ void *kheap_cache_alloc(struct k_heap *h, size_t bytes)
 	return mem;
 }
 
-enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
+/*
+ * The general free path, for every case the hit path leaves: misuse to
+ * classify, a block no class takes, waiters or pressure, a full budget,
+ * trailers. Called with the slot lock held; drops it.
+ */
+static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_control *ctl,
+						uint32_t slot, void *mem)
 {
 	enum kheap_cache_free_result result = KHEAP_CACHE_FREE_DECLINED;
-	struct k_heap_control *ctl;
+	struct z_heap *z = control_heap(ctl);
 	struct kheap_cpu_cache *cache;
 	const char *detail = NULL;
 	enum kheap_fault fault;
-	struct z_heap *z;
 	size_t block_bytes;
-	uint32_t slot, units;
+	uint32_t units;
 	chunkid_t c;
 
-	ctl = lock_cpu_slot(h, &slot);
-	if (ctl == NULL)
-		return KHEAP_CACHE_FREE_DECLINED;
-	z = control_heap(ctl);
 	fault = z_heap_check_owned_block(z, mem, &c, &detail);
 	if (__builtin_expect(fault != 0, 0)) {
 		kheap_spin_unlock(kheap_slot_lock(slot));
@@ -289,6 +267,40 @@ enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem)
 out:
 	kheap_spin_unlock(kheap_slot_lock(slot));
 	return result;
+}
+
+void *kheap_cache_alloc_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
+				size_t bytes, k_timeout_t timeout)
+{
+	void *mem = alloc_locked(h, ctl, slot, bytes);
+
+	return mem != NULL ? mem : kheap_alloc_slow(h, bytes, timeout);
+}
+
+void kheap_cache_free_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
+			      void *mem)
+{
+	if (free_locked(h, ctl, slot, mem) == KHEAP_CACHE_FREE_DECLINED)
+		kheap_free_slow(h, mem);
+}
+
+void *kheap_cache_alloc_any_cpu(struct k_heap *h, size_t bytes, k_timeout_t timeout)
+{
+	return cache_alloc_on(h, (uint32_t)kheap_current_cpu(), bytes, timeout);
+}
+
+void kheap_cache_free_any_cpu(struct k_heap *h, void *mem)
+{
+	cache_free_on(h, (uint32_t)kheap_current_cpu(), mem);
+}
+
+void kheap_cache_configure(struct k_heap_control *ctl)
+{
+	struct z_heap *z = control_heap(ctl);
+
+	ctl->first_block_chunk = first_block_chunk(z);
+	ctl->end_chunk = z->end_chunk;
+	ctl->hit_header_bytes = z_heap_has_trailers(z) ? 0 : z->header_bytes;
 }
 
 /* Frees every block one CPU's cache holds; its slot lock and the heap lock

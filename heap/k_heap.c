@@ -1,8 +1,8 @@
 /*
  * k_heap: lifecycle, the global (locked) paths, blocking waits, stats.
  *
- * The cache fast paths are in cpu_cache.c; structures and the lock order in
- * k_heap_internal.h. This file owns:
+ * The cache paths are in cpu_cache_hit.h (hits) and cpu_cache.c; structures
+ * and the lock order in k_heap_internal.h. This file owns:
  *   - initialisation (explicit, or lazy for K_HEAP_DEFINE) and teardown;
  *   - the slow allocation path: global heap, drain every cache, then queue
  *     and sleep until served or the absolute deadline passes;
@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <urcu/urcu-bp.h>
 
+#include "heap/cpu_cache_hit.h"
 #include "heap/k_heap_internal.h"
 #include "smp/atomic.h"
 
@@ -79,6 +80,7 @@ int kheap_format(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_p
 	 */
 	z->owner_control = mem_to_chunk(z, ctl);
 	ctl->capacity_bytes = z_heap_largest_free_bytes(z);
+	kheap_cache_configure(ctl);
 	z->allocated_bytes = 0;
 	z->max_allocated_bytes = 0;
 	h->control = ctl;
@@ -475,17 +477,18 @@ static void *alloc_slow(struct k_heap *h, size_t align, size_t bytes, k_timeout_
 	return mem;
 }
 
+void *kheap_alloc_slow(struct k_heap *h, size_t bytes, k_timeout_t timeout)
+{
+	return alloc_slow(h, 0, bytes, timeout);
+}
+
 void *k_heap_alloc(struct k_heap *h, size_t bytes, k_timeout_t timeout)
 {
-	void *mem = NULL;
-
 	if (__builtin_expect(h != NULL && bytes - 1 < KHEAP_CACHE_MAX_BYTES &&
 				 kheap_load_uint(&h->cache_percent) != 0,
 			     1))
-		mem = kheap_cache_alloc(h, bytes);
-	if (mem == NULL)
-		mem = alloc_slow(h, 0, bytes, timeout);
-	return mem;
+		return kheap_cache_alloc(h, bytes, timeout);
+	return alloc_slow(h, 0, bytes, timeout);
 }
 
 void *k_heap_aligned_alloc(struct k_heap *h, size_t align, size_t bytes, k_timeout_t timeout)
@@ -510,20 +513,25 @@ void *k_heap_calloc(struct k_heap *h, size_t num, size_t size, k_timeout_t timeo
 	return mem;
 }
 
-void k_heap_free(struct k_heap *h, void *mem)
+void kheap_free_slow(struct k_heap *h, void *mem)
 {
 	struct k_heap_control *ctl;
 
-	if (mem == NULL)
-		return;
-	if (__builtin_expect(h != NULL && kheap_load_uint(&h->cache_percent) != 0, 1) &&
-	    kheap_cache_free(h, mem) == KHEAP_CACHE_FREE_DONE)
-		return;
 	urcu_bp_read_lock();
 	ctl = ready_control(h);
 	if (ctl != NULL)
 		free_global(h, ctl, mem);
 	urcu_bp_read_unlock();
+}
+
+void k_heap_free(struct k_heap *h, void *mem)
+{
+	if (mem == NULL)
+		return;
+	if (__builtin_expect(h != NULL && kheap_load_uint(&h->cache_percent) != 0, 1))
+		kheap_cache_free(h, mem);
+	else
+		kheap_free_slow(h, mem);
 }
 
 void *k_heap_realloc(struct k_heap *h, void *ptr, size_t bytes, k_timeout_t timeout)
@@ -681,6 +689,7 @@ static int set_hardening_quiesced(struct k_heap *h, struct k_heap_control *ctl, 
 	/* Cached blocks were laid out for the old level: return them all. */
 	kheap_cache_release_all_locked(ctl);
 	z->hardening = level;
+	kheap_cache_configure(ctl);
 	if (level == SYS_HEAP_HARDENING_EXTREME)
 		kheap_store_release_uint(&h->cache_percent, 0);
 	return 0;

@@ -10,7 +10,8 @@
  * the one thing outside the region.
  *
  * Layout, one cache line per concern so cores do not false-share:
- *   line 0   read-mostly configuration (cpu count, budget, class limit)
+ *   line 0   read-mostly configuration (cpu count, budget, class limits, and
+ *            the copy of the heap's geometry the cache hit paths use)
  *   line 1   the heap lock, the wait queue and global event counters
  *   line 2   waiter_count, read by every free, written only by waiters
  *   then     cpu_count struct kheap_cpu_cache, each starting a cache line
@@ -110,7 +111,9 @@ struct kheap_cpu_cache {
 } __attribute__((aligned(KHEAP_CACHE_LINE)));
 
 struct k_heap_control {
-	/* Line 0: set at init, read-only afterwards. */
+	/* Line 0: set at init, read-only afterwards (hit_header_bytes also
+	 * changes with the hardening level, under every lock).
+	 */
 	/* This block's chunk id: the z_heap sits control_chunk units below. */
 	uint32_t control_chunk;
 	/* Non-zero for a heap in shared memory (heap/shared.c). */
@@ -121,9 +124,19 @@ struct k_heap_control {
 	/* Largest cached class in units; 0 when caches are off. */
 	uint32_t max_class_units;
 	uint32_t min_class_units;
+	/* The z_heap's header width while the cache hit paths may serve, 0 when
+	 * only the general paths may (blocks carry trailers: FULL and above).
+	 */
+	uint32_t hit_header_bytes;
 	size_t cpu_budget_bytes;
 	/* The largest block the empty heap can hand out. */
 	size_t capacity_bytes;
+	/* Copies of the z_heap's fixed geometry for the hit paths, so a hit
+	 * reads none of the z_heap's own lines, which the heap lock's holder
+	 * keeps writing (free_bytes, buckets).
+	 */
+	chunkid_t first_block_chunk;
+	chunkid_t end_chunk;
 
 	/* Line 1: the heap lock and what it protects. */
 	kheap_spinlock_t lock __attribute__((aligned(KHEAP_CACHE_LINE)));
@@ -233,6 +246,11 @@ static inline void kheap_note_pressure(struct k_heap_control *ctl)
 		kheap_store_release_uint(&ctl->low_memory, low);
 }
 
+/* With every lock held (or before the heap is published): copies into line 0
+ * what the hit paths need of the z_heap at its current hardening level.
+ */
+void kheap_cache_configure(struct k_heap_control *ctl);
+
 /* Locks the heap's slot locks then its heap lock, in the documented order;
  * false (nothing held) for a broken shared heap, as kheap_heap_lock.
  */
@@ -240,18 +258,13 @@ bool kheap_quiesce(struct k_heap_control *ctl);
 void kheap_unquiesce(struct k_heap_control *ctl);
 
 /*
- * Cache fast paths (cpu_cache.c), called without any lock or read-side
- * section. kheap_cache_alloc returns NULL when the cache cannot serve (the
- * caller then takes the slow path). kheap_cache_free either finishes the free
- * (cached it, or reported misuse) or declines, and the caller frees globally.
+ * What the cache's locked free path did (cpu_cache.c): finished the free
+ * (cached it, or reported misuse), or declined, and the global free follows.
  */
 enum kheap_cache_free_result {
 	KHEAP_CACHE_FREE_DECLINED,
 	KHEAP_CACHE_FREE_DONE,
 };
-
-void *kheap_cache_alloc(struct k_heap *h, size_t bytes);
-enum kheap_cache_free_result kheap_cache_free(struct k_heap *h, void *mem);
 
 /* Returns every cached block to the global heap (takes the locks itself). */
 void kheap_cache_drain_all(struct k_heap_control *ctl);

@@ -11,6 +11,7 @@
 #ifndef KHEAP_ARCH_GENERIC_ARCH_IMPL_H
 #define KHEAP_ARCH_GENERIC_ARCH_IMPL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <ck_pr.h>
@@ -53,6 +54,21 @@ int kheap_current_cpu_slow(void);
 int kheap_current_cpu_getcpu(void);
 enum kheap_cpu_lookup kheap_cpu_lookup_method(void);
 unsigned int kheap_cpu_count(void);
+
+/*
+ * The current CPU through rseq alone: false when this thread has no rseq
+ * area (or has not looked for one yet), and the caller must use
+ * kheap_current_cpu(). Lets a hot path keep its only call out of line.
+ */
+static inline bool kheap_current_cpu_rseq(uint32_t *cpu)
+{
+	const volatile uint32_t *cpu_id = kheap_rseq_cpu_id;
+
+	if (__builtin_expect(cpu_id == NULL, 0))
+		return false;
+	*cpu = *cpu_id;
+	return true;
+}
 
 static inline int kheap_current_cpu(void)
 {

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <algorithm>
 #include <atomic>
@@ -595,6 +596,74 @@ TEST_F(KHeapCacheTest, DeinitIsRefusedWhileABlockIsHeld)
 	EXPECT_EQ(k_heap_deinit(&heap_), 0);
 	ready_ = false;
 }
+
+/* Heap bytes: 64 KiB formats with 4-byte headers, 1 MiB with 8-byte ones. */
+class KHeapCacheMisuseTest : public KHeapCacheTest, public ::testing::WithParamInterface<size_t>
+{
+};
+
+TEST_P(KHeapCacheMisuseTest, CacheHitsKeepEveryBasicCheck)
+{
+	ASSERT_TRUE(Init(GetParam(), 25));
+	ASSERT_TRUE(PinSelf(cpus_[0]));
+	char *parked = static_cast<char *>(k_heap_alloc(&heap_, 64, K_NO_WAIT));
+	char *live = static_cast<char *>(k_heap_alloc(&heap_, 64, K_NO_WAIT));
+	void *after = k_heap_alloc(&heap_, 64, K_NO_WAIT);
+	ASSERT_NE(parked, nullptr);
+	ASSERT_NE(live, nullptr);
+	ASSERT_NE(after, nullptr);
+	/* Zeros: no word inside the block can pass for a header, so every
+	 * interior pointer below is reported as one on every target.
+	 */
+	memset(live, 0, 64);
+	k_heap_free(&heap_, parked);
+	ASSERT_GT(Stats(&heap_).cached_bytes, 0u) << "the block should sit in this CPU's cache";
+	struct sys_memory_stats before = Stats(&heap_);
+
+	k_heap_free(&heap_, parked);
+	ExpectOneFault(KHEAP_FAULT_DOUBLE_FREE, &heap_, parked);
+	for (size_t offset : {size_t{4}, size_t{8}, size_t{16}}) {
+		k_heap_free(&heap_, live + offset);
+		ExpectOneFault(KHEAP_FAULT_INTERIOR_POINTER, &heap_, live + offset);
+	}
+	alignas(16) char on_stack[64];
+	for (void *foreign : {static_cast<void *>(on_stack + 16),
+			      static_cast<void *>(region_->start() + bytes_ + 64)}) {
+		k_heap_free(&heap_, foreign);
+		ExpectOneFault(KHEAP_FAULT_FOREIGN_POINTER, &heap_, foreign);
+	}
+	size_t usable = k_heap_usable_size(&heap_, live);
+	char saved[8];
+	memcpy(saved, live + usable, sizeof(saved));
+	memset(live + usable, 0xa5, sizeof(saved));
+	k_heap_free(&heap_, live);
+	ExpectOneFault(KHEAP_FAULT_HEADER_OVERWRITTEN, &heap_, live);
+	memcpy(live + usable, saved, sizeof(saved));
+	EXPECT_EQ(before, Stats(&heap_));
+	EXPECT_TRUE(IsZero(live, 64));
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+
+	/* The byte before a block's memory belongs to its size in both header
+	 * formats: a parked block whose size changed is never handed out.
+	 */
+	parked[-1] ^= 0x40;
+	void *next = k_heap_alloc(&heap_, 64, K_NO_WAIT);
+	ASSERT_NE(next, nullptr);
+	EXPECT_NE(next, parked);
+	ExpectOneFault(KHEAP_FAULT_CORRUPT_HEAP, &heap_, parked);
+	k_heap_free(&heap_, next);
+	k_heap_free(&heap_, live);
+	k_heap_free(&heap_, after);
+	ExpectNoFaults();
+	/* The damaged block stays out of circulation, so the heap never empties. */
+	ready_ = false;
+}
+
+INSTANTIATE_TEST_SUITE_P(HeaderWidths, KHeapCacheMisuseTest,
+			 ::testing::Values(size_t{64 * 1024}, size_t{1024 * 1024}),
+			 [](const ::testing::TestParamInfo<size_t> &info) {
+				 return info.param < 128 * 1024 ? "SmallHeaders" : "BigHeaders";
+			 });
 
 class KHeapCacheCountersTest : public KHeapCacheTest,
 			       public ::testing::WithParamInterface<unsigned int>
