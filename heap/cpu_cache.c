@@ -42,6 +42,11 @@
  * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
  * that would exceed it first flushes half of that class to the heap.
  */
+/* pthread_mutex_consistent is POSIX.1-2008. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <string.h>
+
 #include "heap/cpu_cache_hit.h"
 #include "heap/k_heap_internal.h"
 #include "smp/atomic.h"
@@ -54,6 +59,21 @@ static inline uint32_t *cached_links(const struct z_heap *h, chunkid_t c)
 	return chunk_mem(h, c);
 }
 
+/* Drops the slot lock and, for a shared heap, the cache lock in the region. */
+static void unlock_slot(struct k_heap_control *ctl, uint32_t slot)
+{
+	if (ctl->process_shared)
+		kheap_cache_unlock_shared_slot(ctl, slot);
+	kheap_spin_unlock(kheap_slot_lock(slot));
+}
+
+/*
+ * Parks chunk c. The links go in before CACHED is set, and FULL's poison
+ * after, past the links: a shared heap's process that dies at any point of
+ * this leaves the block either USED with its owner's tag intact (reclaimed
+ * with that owner) or CACHED with its slot in its links (freed when the
+ * slot's lock is taken over).
+ */
 static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_t c, uint32_t units)
 {
 	struct kheap_cache_class *cls = &cache->classes[units];
@@ -62,6 +82,8 @@ static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_
 	links[LINK_NEXT] = cls->head;
 	links[LINK_CPU] = cache->cpu;
 	z_heap_mark_cached(h, c);
+	if (z_heap_has_trailers(h))
+		z_heap_poison_from(h, c, 2 * sizeof(uint32_t));
 	cls->head = c;
 	cls->count++;
 	cache->cached_bytes += chunksz_to_bytes(h, units);
@@ -85,7 +107,7 @@ static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint3
 }
 
 static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
-		    size_t bytes)
+		    size_t bytes, uint32_t owner_tag)
 {
 	struct z_heap *h = control_heap(ctl);
 	size_t block_bytes = chunksz_to_bytes(h, units);
@@ -94,7 +116,8 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 
 	if (batch > KHEAP_REFILL_BATCH)
 		batch = KHEAP_REFILL_BATCH;
-	kheap_heap_lock(ctl);
+	if (!kheap_heap_lock(ctl))
+		return NULL;
 	first = z_heap_alloc_exact(h, units);
 	/* A batch parks blocks all over a nearly full heap; when they come back
 	 * at the next drain they are holes too small for the request that
@@ -119,13 +142,13 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 				z_heap_free_chunk(h, c);
 				break;
 			}
-			if (z_heap_has_trailers(h))
-				z_heap_poison(h, c);
 			push_block(h, cache, c, units);
 		}
 	}
-	if (first != 0 && z_heap_has_trailers(h))
+	if (first != 0 && z_heap_has_trailers(h)) {
 		z_heap_write_trailer(h, first, bytes);
+		kheap_tag_block(h, first, owner_tag);
+	}
 	kheap_heap_unlock(ctl);
 	cache->counters.refills++;
 	return first == 0 ? NULL : chunk_mem(h, first);
@@ -135,21 +158,25 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
  * FULL hardening: a block leaving a cache must still hold the poison it got
  * when it was freed (past its cache links); if it does not, someone wrote to
  * it after freeing it. Such a block is kept out of circulation (leaked, still
- * USED) and the caller takes the global path. Called with the slot lock
- * held; drops it.
+ * USED) and the caller takes the global path. The trailer and owner tag are
+ * written before CACHED is cleared (see push_block). Called with the slot
+ * lock held, the block already unlinked; drops the lock.
  */
-static void *hand_out_cached(struct k_heap *h, uint32_t slot, struct z_heap *z, chunkid_t c,
-			     size_t bytes)
+static void *hand_out_cached(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
+			     struct z_heap *z, chunkid_t c, size_t bytes)
 {
 	if (!z_heap_poison_intact(z, c, 2 * sizeof(uint32_t))) {
-		kheap_spin_unlock(kheap_slot_lock(slot));
+		z_heap_mark_uncached(z, c);
+		unlock_slot(ctl, slot);
 		kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, h, chunk_mem(z, c),
 				  "a freed block was written while it sat in a per-CPU cache "
 				  "(use after free)");
 		return NULL;
 	}
 	z_heap_write_trailer(z, c, bytes);
-	kheap_spin_unlock(kheap_slot_lock(slot));
+	kheap_tag_block(z, c, h->owner_tag);
+	z_heap_mark_uncached(z, c);
+	unlock_slot(ctl, slot);
 	return chunk_mem(z, c);
 }
 
@@ -171,7 +198,7 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 	if (units < ctl->min_class_units)
 		units = ctl->min_class_units;
 	if (units > ctl->max_class_units) {
-		kheap_spin_unlock(kheap_slot_lock(slot));
+		unlock_slot(ctl, slot);
 		return NULL;
 	}
 	cls = &cache->classes[units];
@@ -194,7 +221,7 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 			cache->cached_bytes -= chunksz_to_bytes(z, units) * cls->count;
 			cls->head = 0;
 			cls->count = 0;
-			kheap_spin_unlock(kheap_slot_lock(slot));
+			unlock_slot(ctl, slot);
 			kheap_raise_fault(KHEAP_FAULT_CORRUPT_HEAP, h, chunk_mem(z, c), detail);
 			return NULL;
 		}
@@ -202,15 +229,15 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 		cls->count--;
 		cache->cached_bytes -= chunksz_to_bytes(z, units);
 		cache->counters.hits++;
-		z_heap_mark_uncached(z, c);
 		if (z_heap_has_trailers(z))
-			return hand_out_cached(h, slot, z, c, bytes);
-		kheap_spin_unlock(kheap_slot_lock(slot));
+			return hand_out_cached(h, ctl, slot, z, c, bytes);
+		z_heap_mark_uncached(z, c);
+		unlock_slot(ctl, slot);
 		return chunk_mem(z, c);
 	}
 	cache->counters.misses++;
-	mem = refill(ctl, cache, units, bytes);
-	kheap_spin_unlock(kheap_slot_lock(slot));
+	mem = refill(ctl, cache, units, bytes, h->owner_tag);
+	unlock_slot(ctl, slot);
 	return mem;
 }
 
@@ -233,7 +260,7 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 
 	fault = z_heap_check_owned_block(z, mem, &c, &detail);
 	if (__builtin_expect(fault != 0, 0)) {
-		kheap_spin_unlock(kheap_slot_lock(slot));
+		unlock_slot(ctl, slot);
 		/* Telling a double free from stale bytes inside a live block
 		 * needs the heap lock (z_heap_check_block); let the global path
 		 * classify it.
@@ -252,7 +279,8 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 	if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
 		struct kheap_cache_class *cls = &cache->classes[units];
 
-		kheap_heap_lock(ctl);
+		if (!kheap_heap_lock(ctl))
+			goto out;
 		release_class(z, cache, units, (cls->count + 1) / 2);
 		kheap_note_pressure(ctl);
 		kheap_heap_unlock(ctl);
@@ -260,27 +288,39 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
 			goto out;
 	}
-	if (z_heap_has_trailers(z))
-		z_heap_poison(z, c);
 	push_block(z, cache, c, units);
 	result = KHEAP_CACHE_FREE_DONE;
 out:
-	kheap_spin_unlock(kheap_slot_lock(slot));
+	unlock_slot(ctl, slot);
 	return result;
+}
+
+/* A shared heap's general paths also need the region's cache lock; when
+ * it is busy the slot lock is dropped and the caller goes to the slow path.
+ */
+static bool lock_shared_slot_or_leave(struct k_heap_control *ctl, uint32_t slot)
+{
+	if (!ctl->process_shared || kheap_cache_lock_shared_slot(ctl, slot, false))
+		return true;
+	kheap_spin_unlock(kheap_slot_lock(slot));
+	return false;
 }
 
 void *kheap_cache_alloc_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
 				size_t bytes, k_timeout_t timeout)
 {
-	void *mem = alloc_locked(h, ctl, slot, bytes);
+	void *mem = NULL;
 
+	if (lock_shared_slot_or_leave(ctl, slot))
+		mem = alloc_locked(h, ctl, slot, bytes);
 	return mem != NULL ? mem : kheap_alloc_slow(h, bytes, timeout);
 }
 
 void kheap_cache_free_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
 			      void *mem)
 {
-	if (free_locked(h, ctl, slot, mem) == KHEAP_CACHE_FREE_DECLINED)
+	if (!lock_shared_slot_or_leave(ctl, slot) ||
+	    free_locked(h, ctl, slot, mem) == KHEAP_CACHE_FREE_DECLINED)
 		kheap_free_slow(h, mem);
 }
 
@@ -326,17 +366,20 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 		size_t served;
 
 		kheap_spin_lock(kheap_slot_lock(i));
-		if (cache->cached_bytes == 0) {
+		if (ctl->process_shared && !kheap_cache_lock_shared_slot(ctl, i, true)) {
 			kheap_spin_unlock(kheap_slot_lock(i));
+			return;
+		}
+		if (cache->cached_bytes == 0 || !kheap_heap_lock(ctl)) {
+			unlock_slot(ctl, i);
 			continue;
 		}
-		kheap_heap_lock(ctl);
 		release_cache(ctl, cache);
 		ctl->drains++;
 		served = kheap_serve_waiters(ctl, wake, 8);
 		kheap_note_pressure(ctl);
 		kheap_heap_unlock(ctl);
-		kheap_spin_unlock(kheap_slot_lock(i));
+		unlock_slot(ctl, i);
 		kheap_wake_served(ctl, wake, served);
 	}
 }
@@ -410,4 +453,66 @@ void kheap_cache_add_counters(struct k_heap_control *ctl, struct k_heap_counters
 		counters->refills += c->refills;
 		counters->flushes += c->flushes;
 	}
+}
+
+/*
+ * The cache lock of a shared heap's slot was held by a process that died:
+ * its lists and counts may be half changed. Every block whose links name
+ * this slot and which is still marked CACHED goes back to the heap (a block
+ * it was handing out or parking belonged to the dead process anyway; see
+ * push_block), and the cache starts empty. Heap lock taken here.
+ */
+static bool empty_abandoned_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
+{
+	struct z_heap *z = control_heap(ctl);
+	uint32_t *wake[8];
+	size_t served;
+
+	if (!kheap_heap_lock(ctl))
+		return false;
+	for (chunkid_t c = first_block_chunk(z); c < z->end_chunk;) {
+		chunkid_t left = left_chunk(z, c);
+		bool merges_left = !chunk_used(z, left);
+
+		if (!chunk_cached(z, c) || cached_links(z, c)[LINK_CPU] != cache->cpu) {
+			c += chunk_size(z, c);
+			continue;
+		}
+		z_heap_mark_uncached(z, c);
+		z_heap_free_chunk(z, c);
+		c = merges_left ? left : c;
+		c += chunk_size(z, c);
+	}
+	memset(cache->classes, 0, sizeof(cache->classes));
+	cache->cached_bytes = 0;
+	served = kheap_serve_waiters(ctl, wake, 8);
+	kheap_shared_note_room(ctl);
+	kheap_note_pressure(ctl);
+	kheap_heap_unlock(ctl);
+	kheap_wake_served(ctl, wake, served);
+	return true;
+}
+
+bool kheap_cache_lock_shared_slot(struct k_heap_control *ctl, uint32_t slot, bool wait)
+{
+	struct kheap_cpu_cache *cache = &ctl->cpus[slot];
+	int rc = wait ? pthread_mutex_lock(&cache->shared_lock)
+		      : pthread_mutex_trylock(&cache->shared_lock);
+
+	if (rc == 0)
+		return true;
+	if (rc != EOWNERDEAD)
+		return false;
+	if (empty_abandoned_cache(ctl, cache)) {
+		pthread_mutex_consistent(&cache->shared_lock);
+		return true;
+	}
+	pthread_mutex_consistent(&cache->shared_lock);
+	pthread_mutex_unlock(&cache->shared_lock);
+	return false;
+}
+
+void kheap_cache_unlock_shared_slot(struct k_heap_control *ctl, uint32_t slot)
+{
+	pthread_mutex_unlock(&ctl->cpus[slot].shared_lock);
 }

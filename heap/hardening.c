@@ -88,11 +88,16 @@ void z_heap_set_trailer_tag(struct z_heap *h, chunkid_t c, uint32_t tag)
 	memcpy(usable_end(h, c) - Z_HEAP_TRAILER_BYTES, &word, sizeof(word));
 }
 
-void z_heap_poison(struct z_heap *h, chunkid_t c)
+void z_heap_poison_from(struct z_heap *h, chunkid_t c, size_t skip)
 {
-	uint8_t *mem = chunk_mem(h, c);
+	uint8_t *mem = (uint8_t *)chunk_mem(h, c) + skip;
 
 	memset(mem, POISON_BYTE, (size_t)(usable_end(h, c) - mem));
+}
+
+void z_heap_poison(struct z_heap *h, chunkid_t c)
+{
+	z_heap_poison_from(h, c, 0);
 }
 
 bool z_heap_poison_intact(const struct z_heap *h, chunkid_t c, size_t skip)

@@ -47,6 +47,8 @@ uint32_t z_heap_trailer_tag(const struct z_heap *h, chunkid_t c);
 /* Records an owner tag in the intact trailer of chunk c. */
 void z_heap_set_trailer_tag(struct z_heap *h, chunkid_t c, uint32_t tag);
 void z_heap_poison(struct z_heap *h, chunkid_t c);
+/* Poisons chunk c's body past its first `skip` bytes (a cached block's links). */
+void z_heap_poison_from(struct z_heap *h, chunkid_t c, size_t skip);
 bool z_heap_poison_intact(const struct z_heap *h, chunkid_t c, size_t skip);
 /* Raises KHEAP_FAULT_CORRUPT_HEAP if any invariant is broken (EXTREME). */
 void z_heap_extreme_check(const struct z_heap *h);

@@ -171,22 +171,39 @@ static inline struct k_heap_control *ready_control(struct k_heap *h)
 	return ctl;
 }
 
+/* Drops slot locks [0, slots) and a shared heap's cache locks [0, caches). */
+static void unlock_slots(struct k_heap_control *ctl, uint32_t slots, uint32_t caches)
+{
+	for (uint32_t i = caches; i-- > 0;)
+		kheap_cache_unlock_shared_slot(ctl, i);
+	for (uint32_t i = slots; i-- > 0;)
+		kheap_spin_unlock(kheap_slot_lock(i));
+}
+
 bool kheap_quiesce(struct k_heap_control *ctl)
 {
+	uint32_t caches = 0;
+
 	for (uint32_t i = 0; i < ctl->cpu_count; i++)
 		kheap_spin_lock(kheap_slot_lock(i));
+	if (ctl->process_shared) {
+		while (caches < ctl->cpu_count && kheap_cache_lock_shared_slot(ctl, caches, true))
+			caches++;
+		if (caches < ctl->cpu_count) {
+			unlock_slots(ctl, ctl->cpu_count, caches);
+			return false;
+		}
+	}
 	if (kheap_heap_lock(ctl))
 		return true;
-	for (uint32_t i = ctl->cpu_count; i-- > 0;)
-		kheap_spin_unlock(kheap_slot_lock(i));
+	unlock_slots(ctl, ctl->cpu_count, caches);
 	return false;
 }
 
 void kheap_unquiesce(struct k_heap_control *ctl)
 {
 	kheap_heap_unlock(ctl);
-	for (uint32_t i = ctl->cpu_count; i-- > 0;)
-		kheap_spin_unlock(kheap_slot_lock(i));
+	unlock_slots(ctl, ctl->cpu_count, ctl->process_shared ? ctl->cpu_count : 0);
 }
 
 size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap)

@@ -31,6 +31,9 @@
  *
  * Lock order (outermost first), taken in full by kheap_quiesce:
  *   1. slot locks, in ascending slot index;
+ *   1b. for a heap in shared memory, the cache locks in the region
+ *      (kheap_cpu_cache.shared_lock), ascending; a cache path takes its
+ *      slot's right after the slot lock;
  *   2. a heap lock (control->lock, or control->shared_lock for a heap in
  *      shared memory; kheap_heap_lock picks).
  * The fast paths hold one slot lock, taken with trylock only: if it is busy
@@ -108,6 +111,10 @@ struct kheap_cpu_cache {
 	size_t cached_bytes;
 	struct kheap_cpu_counters counters;
 	struct kheap_cache_class classes[KHEAP_CACHE_CLASSES];
+	/* A shared heap's cache is also guarded by this robust, process-shared
+	 * mutex: the slot lock excludes only this process's threads.
+	 */
+	pthread_mutex_t shared_lock;
 } __attribute__((aligned(KHEAP_CACHE_LINE)));
 
 struct k_heap_control {
@@ -265,6 +272,15 @@ enum kheap_cache_free_result {
 	KHEAP_CACHE_FREE_DECLINED,
 	KHEAP_CACHE_FREE_DONE,
 };
+
+/*
+ * A shared heap's cache lock of `slot` (the caller holds the slot lock):
+ * waits for it, or only tries. When its holder died, the cache is first
+ * emptied into the heap (its lists may be half changed). False when the
+ * lock is busy (trying) or the heap is broken.
+ */
+bool kheap_cache_lock_shared_slot(struct k_heap_control *ctl, uint32_t slot, bool wait);
+void kheap_cache_unlock_shared_slot(struct k_heap_control *ctl, uint32_t slot);
 
 /* Returns every cached block to the global heap (takes the locks itself). */
 void kheap_cache_drain_all(struct k_heap_control *ctl);

@@ -92,6 +92,9 @@ struct shared_header {
 	uint32_t state;
 	/* Times a dead holder's lock was taken over and the heap passed. */
 	uint64_t recoveries;
+	/* The cache bound the heap was formatted with (0: no caches). */
+	uint32_t cache_percent;
+	uint32_t reserved;
 	/* Futex word for waiters that found every waiter record taken: bumped
 	 * when memory or a record comes back while room_waiters != 0.
 	 */
@@ -582,7 +585,6 @@ int k_heap_init_shared(struct k_heap *h, void *mem, size_t bytes,
 	    (sizeof(*hdr) + KHEAP_CACHE_LINE - 1) & ~(size_t)(KHEAP_CACHE_LINE - 1);
 	int rc;
 
-	(void)config;
 	if (h == NULL || mem == NULL || (uintptr_t)mem % KHEAP_CACHE_LINE != 0 ||
 	    bytes < KHEAP_SHARED_MIN_BYTES)
 		return -EINVAL;
@@ -590,26 +592,34 @@ int k_heap_init_shared(struct k_heap *h, void *mem, size_t bytes,
 	memset(hdr, 0, sizeof(*hdr));
 	kheap_store_release_32(&hdr->state, SHARED_FORMATTING);
 
-	/* Caches stay off: their slot locks are process-wide, not in the
-	 * region, so they cannot exclude another process's threads.
-	 */
-	rc = kheap_format(h, (uint8_t *)mem + heap_offset, bytes - heap_offset, 0);
+	rc = kheap_format(h, (uint8_t *)mem + heap_offset, bytes - heap_offset,
+			  config == NULL ? KHEAP_DEFAULT_CACHE_PERCENT : config->cache_percent);
 	if (rc != 0)
 		return rc;
 	ctl = h->control;
 	z = h->heap.heap;
 	ctl->process_shared = 1;
 	ctl->region_offset = (uint64_t)((uintptr_t)ctl - (uintptr_t)mem);
+	/* The owner tag lives in FULL's trailer. With 4-byte headers a 2-unit
+	 * block's trailer would overlap a parked block's links, which must not
+	 * clobber the tag before the block is marked CACHED (cpu_cache.c).
+	 */
 	if (z->hardening < SYS_HEAP_HARDENING_FULL)
 		z->hardening = SYS_HEAP_HARDENING_FULL;
+	if (caches_enabled(ctl) && ctl->min_class_units < 3)
+		ctl->min_class_units = 3;
+	kheap_cache_configure(ctl);
 
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
 	rc = pthread_mutex_init(&ctl->shared_lock, &attr);
+	for (uint32_t i = 0; i < ctl->cpu_count && rc == 0; i++)
+		rc = pthread_mutex_init(&ctl->cpus[i].shared_lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	if (rc != 0)
 		return -rc;
+	hdr->cache_percent = h->cache_percent;
 
 	hdr->version = KHEAP_SHARED_VERSION;
 	hdr->abi = abi_signature();
@@ -688,7 +698,7 @@ int k_heap_attach(struct k_heap *h, void *mem, size_t bytes)
 	h->heap.init_mem = (uint8_t *)mem + hdr->heap_offset;
 	h->heap.init_bytes = hdr->heap_bytes;
 	h->control = ctl;
-	h->cache_percent = 0;
+	h->cache_percent = caches_enabled(ctl) ? hdr->cache_percent : 0;
 	if (!lock_region(ctl, false)) {
 		memset(h, 0, sizeof(*h));
 		return -ENOTRECOVERABLE;

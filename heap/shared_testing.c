@@ -65,3 +65,31 @@ unsigned int kheap_testing_cache_count(struct k_heap *h)
 {
 	return h->control->cpu_count;
 }
+
+void kheap_testing_hold_cache_lock(struct k_heap *h, unsigned int cpu)
+{
+	kheap_cache_lock_shared_slot(h->control, cpu, true);
+}
+
+bool kheap_testing_hold_cache_lock_mid_pop(struct k_heap *h, unsigned int cpu)
+{
+	struct k_heap_control *ctl = h->control;
+	struct kheap_cpu_cache *cache = &ctl->cpus[cpu];
+	struct z_heap *z = control_heap(ctl);
+
+	if (!kheap_cache_lock_shared_slot(ctl, cpu, true))
+		return false;
+	for (uint32_t units = ctl->min_class_units; units <= ctl->max_class_units; units++) {
+		struct kheap_cache_class *cls = &cache->classes[units];
+		chunkid_t c = cls->head;
+
+		if (c == 0)
+			continue;
+		/* alloc_locked's unlink, stopped before the block is handed out. */
+		cls->head = ((uint32_t *)chunk_mem(z, c))[0];
+		cls->count--;
+		cache->cached_bytes -= chunksz_to_bytes(z, units);
+		return true;
+	}
+	return false;
+}

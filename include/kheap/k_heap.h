@@ -277,7 +277,10 @@ uint32_t k_heap_block_owner(struct k_heap *h, void *mem);
 struct k_heap_reclaimed {
 	/* Processes found dead (k_heap_reclaim_dead only). */
 	unsigned int processes;
-	/* Blocks freed, and their usable bytes. */
+	/* Blocks freed, and the bytes they gave back to the heap: what
+	 * sys_memory_stats.allocated_bytes drops by (whole chunks, so at
+	 * least the sum of their requested sizes).
+	 */
 	size_t blocks;
 	size_t bytes;
 	/* Waits of the reclaimed owners taken out of the wait queue. */
