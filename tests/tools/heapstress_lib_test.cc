@@ -206,6 +206,36 @@ TEST(Options, ExplicitValuesAreKept)
 	EXPECT_TRUE(p.opt.quiet);
 }
 
+TEST(Options, ProcessesDefaultToOneAndScaleTheDefaultHeap)
+{
+	ParseOutcome one = Parse({"--threads", "4", "--sizes", "8-64K"});
+	ParseOutcome four = Parse({"--threads", "4", "--sizes", "8-64K", "--processes", "4"});
+
+	ASSERT_EQ(one.result, HS_PARSE_RUN) << one.err;
+	ASSERT_EQ(four.result, HS_PARSE_RUN) << four.err;
+	EXPECT_EQ(one.opt.processes, 1u);
+	EXPECT_FALSE(one.opt.kill_one);
+	EXPECT_EQ(four.opt.processes, 4u);
+	// Sixteen workers of 64K requests need more than the 16M default.
+	EXPECT_EQ(one.opt.heap_size, 16u << 20);
+	EXPECT_EQ(four.opt.heap_size, 17u << 20);
+	EXPECT_EQ(four.opt.threads, 4u);
+}
+
+TEST(Options, KillOneTakesAnOptionalParked)
+{
+	ParseOutcome anywhere = Parse({"--processes", "3", "--kill-one"});
+	ParseOutcome parked = Parse({"--processes", "63", "--kill-one=parked", "--threads", "1"});
+
+	ASSERT_EQ(anywhere.result, HS_PARSE_RUN) << anywhere.err;
+	EXPECT_TRUE(anywhere.opt.kill_one);
+	EXPECT_FALSE(anywhere.opt.kill_parked);
+	ASSERT_EQ(parked.result, HS_PARSE_RUN) << parked.err;
+	EXPECT_TRUE(parked.opt.kill_one);
+	EXPECT_TRUE(parked.opt.kill_parked);
+	EXPECT_EQ(parked.opt.processes, 63u);
+}
+
 TEST(Options, HelpGoesToStdout)
 {
 	ParseOutcome p = Parse({"--help"});
@@ -238,6 +268,16 @@ TEST(Options, EveryRefusalIsOneLinePlusUsageHint)
 	    {"--heap-size", "8K", "--sizes", "4K"},
 	    {"--workload", "random", "--storm-threads", "4"},
 	    {"stray"},
+	    {"--processes", "0"},
+	    {"--processes", "64"},
+	    {"--processes", "3x"},
+	    {"--kill-one"},
+	    {"--processes", "2", "--kill-one"},
+	    {"--processes", "3", "--kill-one=soon"},
+	    {"--crash-one"},
+	    {"--processes", "2", "--inject-corruption", "header"},
+	    {"--processes", "2", "--heap-size", "64K", "--sizes", "8-1K"},
+	    {"--processes", "63", "--threads", "16", "--storm-threads", "64"},
 	};
 	for (const auto &args : bad) {
 		std::string joined;

@@ -6,16 +6,22 @@
  * The order matters: hs_inspect runs while every thread is parked and still
  * holds its blocks; hs_collect and hs_final_checks run after every thread
  * freed what it held and was joined.
+ *
+ * In a multi-process run the parent makes these checks for all processes:
+ * what the threads hold comes from what each process published when it
+ * parked, and the threads of a process that did not live to the end are
+ * left out of the sums (hs_thread.lost). When a process died unasked, the
+ * blocks it held or had in flight cannot be accounted for, so the checks
+ * that need every block are skipped (the run fails on the death itself).
  */
 #include "runner.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 
-static void hs_check(struct hs_runner *r, const char *name, bool passed, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+#include "procs.h"
 
-static void hs_check(struct hs_runner *r, const char *name, bool passed, const char *fmt, ...)
+void hs_check(struct hs_runner *r, const char *name, bool passed, const char *fmt, ...)
 {
 	struct hs_check *check;
 	va_list ap;
@@ -106,11 +112,39 @@ static void hs_check_walk(struct hs_runner *r)
 	hs_check(r, "heap walk tiles the region", map->count > 0, "%zu chunks", map->count);
 }
 
+/*
+ * allocated_bytes against the usable sizes of the blocks held. A heap that
+ * keeps trailers (hardening FULL and above, which every shared heap runs
+ * at) reports the requested size as a block's usable size while
+ * allocated_bytes counts whole chunks, the 8-byte trailer included, so
+ * there it can only be checked as a lower bound.
+ */
+static void hs_check_allocated(struct hs_runner *r, size_t held_blocks, size_t held_usable)
+{
+	struct hs_result *res = &r->result;
+	size_t held = res->initial_allocated + held_usable;
+	size_t allocated = res->at_stop.allocated_bytes;
+
+	if (sys_heap_get_hardening(&r->heap.heap) < SYS_HEAP_HARDENING_FULL) {
+		hs_check(r, "allocated_bytes == bytes held", allocated == held,
+			 "allocated_bytes is %zu; the held blocks' usable sizes add up to %zu, "
+			 "and the fresh heap had %zu",
+			 allocated, held_usable, res->initial_allocated);
+		return;
+	}
+	hs_check(r, "allocated_bytes covers bytes held", allocated >= held,
+		 "allocated_bytes is %zu; the held blocks' requested sizes add up to %zu, and "
+		 "the fresh heap had %zu (%.1f bytes a block of trailer and rounding)",
+		 allocated, held_usable, res->initial_allocated,
+		 held_blocks != 0 ? ((double)allocated - (double)held) / (double)held_blocks : 0.0);
+}
+
 /* Still phase 3: with every thread parked, compare the heap with what they hold. */
 void hs_inspect(struct hs_runner *r)
 {
 	struct hs_result *res = &r->result;
 	size_t held_blocks = 0, held_usable = 0, blocks, usable;
+	bool complete = true;
 	unsigned int i;
 	int rc;
 
@@ -124,10 +158,14 @@ void hs_inspect(struct hs_runner *r)
 	if (k_heap_runtime_stats_get(&r->heap, &res->at_stop) == 0) {
 		res->have_stop_stats = true;
 	}
-	for (i = 0; i < r->nthreads; i++) {
-		hs_worker_holdings(&r->threads[i].worker, &blocks, &usable);
-		held_blocks += blocks;
-		held_usable += usable;
+	if (r->procs != NULL) {
+		complete = hs_procs_holdings(r, &held_blocks, &held_usable);
+	} else {
+		for (i = 0; i < r->nthreads; i++) {
+			hs_worker_holdings(&r->threads[i].worker, &blocks, &usable);
+			held_blocks += blocks;
+			held_usable += usable;
+		}
 	}
 	rc = k_heap_walk(&r->heap, hs_walk_visit, &res->map);
 	if (rc != 0) {
@@ -140,16 +178,15 @@ void hs_inspect(struct hs_runner *r)
 	} else {
 		res->map.available = true;
 		hs_check_walk(r);
+	}
+	if (res->map.available && complete) {
 		hs_check(r, "used chunks == blocks held",
 			 res->map.state_chunks[K_HEAP_CHUNK_USED] == held_blocks,
 			 "the walk found %zu used chunks, the threads hold %zu blocks",
 			 res->map.state_chunks[K_HEAP_CHUNK_USED], held_blocks);
 	}
-	if (res->have_stop_stats) {
-		hs_check(r, "allocated_bytes == bytes held",
-			 res->at_stop.allocated_bytes == held_usable,
-			 "allocated_bytes is %zu, the held blocks' usable sizes add up to %zu",
-			 res->at_stop.allocated_bytes, held_usable);
+	if (res->have_stop_stats && complete) {
+		hs_check_allocated(r, held_blocks, held_usable);
 	}
 	hs_validate(r, "with every thread parked");
 }
@@ -176,8 +213,6 @@ int hs_collect(struct hs_runner *r)
 	double used = 0;
 
 	res->elapsed_s = (double)(r->end_ns - r->start_ns) / 1e9;
-	res->workers = r->opt->threads;
-	res->storm_threads = (unsigned int)r->opt->storm_threads;
 	res->worker_budget = r->shared.worker_budget;
 	res->storm_block = r->shared.storm_block;
 	res->cpus = calloc(r->opt->ncpus + 1, sizeof(*res->cpus));
@@ -190,6 +225,14 @@ int hs_collect(struct hs_runner *r)
 	for (i = 0; i < r->nthreads; i++) {
 		const struct hs_worker *w = &r->threads[i].worker;
 
+		if (r->threads[i].lost) {
+			continue;
+		}
+		if (w->storm_only) {
+			res->storm_threads++;
+		} else {
+			res->workers++;
+		}
 		hs_counts_add(w->storm_only ? &res->storm_counts : &res->worker_counts, &w->counts);
 		hs_counts_add(&res->total, &w->counts);
 		hs_hist_snapshot_add(&res->alloc, &w->alloc_ns);
@@ -248,6 +291,9 @@ static void hs_check_accounting(struct hs_runner *r, bool stopped_early)
 				 c->frees - c->cleanup_frees;
 		uint64_t by_workload = 0;
 
+		if (r->threads[i].lost) {
+			continue;
+		}
 		for (wl = 0; wl < HS_WL_COUNT; wl++) {
 			by_workload += c->workload_ops[wl];
 		}
@@ -271,7 +317,22 @@ static void hs_check_accounting(struct hs_runner *r, bool stopped_early)
 		}
 	}
 	hs_check(r, "ops counted == ops done", true, "%llu ops by %u threads",
-		 (unsigned long long)r->result.total.ops, r->nthreads);
+		 (unsigned long long)r->result.total.ops,
+		 r->result.workers + r->result.storm_threads);
+}
+
+/* Operations the workers that lived to the end were asked for. */
+static uint64_t hs_quota_kept(const struct hs_runner *r)
+{
+	uint64_t quota = r->opt->ops;
+	unsigned int i;
+
+	for (i = 0; i < r->nthreads; i++) {
+		if (r->threads[i].lost) {
+			quota -= r->threads[i].worker.quota;
+		}
+	}
+	return quota;
 }
 
 /* Phase 5: after cleanup, everything the run took must be back. */
@@ -280,35 +341,55 @@ void hs_final_checks(struct hs_runner *r)
 	struct hs_result *res = &r->result;
 	const struct hs_counts *t = &res->total;
 	struct sys_memory_stats stats = {0};
-	/* A failure stops workers short of their quota; so may a planted corruption. */
-	bool stopped_early = hs_failed(&r->failures) || r->opt->inject != HS_INJECT_NONE;
+	bool accounted = r->procs == NULL || hs_procs_accounted(r);
+	/*
+	 * A failure stops workers short of their quota; so may a planted
+	 * corruption, and the death of a process.
+	 */
+	bool stopped_early =
+	    hs_failed(&r->failures) || r->opt->inject != HS_INJECT_NONE || !accounted;
+	uint64_t quota = hs_quota_kept(r);
 	int rc;
 
 	hs_check_accounting(r, stopped_early);
 	if (r->opt->ops != 0 && !stopped_early) {
-		hs_check(r, "worker ops == --ops", res->worker_counts.ops == r->opt->ops,
-			 "%llu of %llu", (unsigned long long)res->worker_counts.ops,
-			 (unsigned long long)r->opt->ops);
+		hs_check(r, "worker ops == --ops", res->worker_counts.ops == quota,
+			 "%llu of %llu%s", (unsigned long long)res->worker_counts.ops,
+			 (unsigned long long)quota,
+			 quota != r->opt->ops ? " (the killed process's share left out)" : "");
 	}
 	res->peak_allocated = r->observed_stats.max_allocated_bytes;
 	if (hs_heap_suspect(&r->failures)) {
+		if (r->procs != NULL) {
+			hs_procs_final_checks(r);
+		}
 		return;
 	}
-	hs_check(r, "no lost blocks", hs_counts_outstanding(t) == 0,
-		 "%lld blocks were allocated and never freed", (long long)hs_counts_outstanding(t));
-	hs_check(r, "every block sent was received", t->produced == t->consumed,
-		 "%llu produced, %llu consumed", (unsigned long long)t->produced,
-		 (unsigned long long)t->consumed);
-	rc = k_heap_runtime_stats_get(&r->heap, &stats);
-	hs_check(r, "no leaked bytes", rc == 0 && stats.allocated_bytes == 0,
-		 "allocated_bytes is %zu after every block was freed", stats.allocated_bytes);
+	if (accounted) {
+		hs_check(r, "no lost blocks", hs_counts_outstanding(t) == 0,
+			 "%lld blocks were allocated and never freed",
+			 (long long)hs_counts_outstanding(t));
+		hs_check(r, "every block sent was received", t->produced == t->consumed,
+			 "%llu produced, %llu consumed", (unsigned long long)t->produced,
+			 (unsigned long long)t->consumed);
+		rc = k_heap_runtime_stats_get(&r->heap, &stats);
+		hs_check(
+		    r, "no leaked bytes",
+		    rc == 0 && stats.allocated_bytes == res->initial_allocated,
+		    "allocated_bytes is %zu after every block was freed (%zu on the fresh heap)",
+		    stats.allocated_bytes, res->initial_allocated);
+	}
 	k_heap_drain_caches(&r->heap);
 	rc = k_heap_runtime_stats_get(&r->heap, &stats);
 	hs_check(r, "caches drain to zero", rc == 0 && stats.cached_bytes == 0,
 		 "cached_bytes is %zu after k_heap_drain_caches", stats.cached_bytes);
-	hs_check(r, "free space fully restored", rc == 0 && stats.free_bytes == res->initial_free,
-		 "free_bytes is %zu, it was %zu on the fresh heap (%+lld bytes)", stats.free_bytes,
-		 res->initial_free, (long long)stats.free_bytes - (long long)res->initial_free);
+	if (accounted) {
+		hs_check(r, "free space fully restored",
+			 rc == 0 && stats.free_bytes == res->initial_free,
+			 "free_bytes is %zu, it was %zu on the fresh heap (%+lld bytes)",
+			 stats.free_bytes, res->initial_free,
+			 (long long)stats.free_bytes - (long long)res->initial_free);
+	}
 	res->peak_allocated = stats.max_allocated_bytes;
 	k_heap_counters_get(&r->heap, &res->counters);
 	if (!r->opt->caches) {
@@ -316,6 +397,10 @@ void hs_final_checks(struct hs_runner *r)
 			 "%llu cache hits", (unsigned long long)res->counters.cache_hits);
 	}
 	hs_validate(r, "after cleanup");
+	if (r->procs != NULL) {
+		hs_procs_final_checks(r);
+		return;
+	}
 	rc = k_heap_deinit(&r->heap);
 	r->heap_live = rc != 0;
 	hs_check(r, "empty heap deinitialises", rc == 0, "k_heap_deinit returned %d", rc);

@@ -85,6 +85,16 @@ static void hs_print_help(FILE *out)
 	      "                             e.g. 16-64K or powerlaw:8-1M (default 8-4K, shape\n"
 	      "                             chosen by each workload)\n"
 	      "      --caches on|off        per-CPU caches (default on)\n"
+	      "Processes:\n"
+	      "      --processes N          fork N worker processes (up to 63) that share one\n"
+	      "                             heap in a memfd, each mapping it at its own address\n"
+	      "                             and running --threads workers and its own storm\n"
+	      "                             threads; blocks also pass between processes\n"
+	      "                             (default 1: everything in this process)\n"
+	      "      --kill-one[=parked]    SIGKILL the last worker process halfway through,\n"
+	      "                             reclaim its blocks and check the heap (needs\n"
+	      "                             --processes 3 or more); =parked lets its threads\n"
+	      "                             finish the heap call they are in first\n"
 	      "Length and reproducibility:\n"
 	      "  -d, --duration SECS        run time, e.g. 10, 2.5, 500ms (default 10)\n"
 	      "  -n, --ops N                stop after N worker operations instead\n"
@@ -418,6 +428,7 @@ static void hs_options_defaults(struct hs_options *opt)
 	opt->size_max = HS_DEFAULT_SIZE_MAX;
 	opt->caches = true;
 	opt->validate_interval_s = 1.0;
+	opt->processes = 1;
 }
 
 enum hs_long_only_option {
@@ -431,6 +442,9 @@ enum hs_long_only_option {
 	HS_OPT_JSON,
 	HS_OPT_SVG,
 	HS_OPT_INJECT,
+	HS_OPT_PROCESSES,
+	HS_OPT_KILL_ONE,
+	HS_OPT_CRASH_ONE,
 };
 
 static const struct option hs_long_options[] = {
@@ -451,6 +465,9 @@ static const struct option hs_long_options[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"inject-corruption", required_argument, NULL, HS_OPT_INJECT},
+    {"processes", required_argument, NULL, HS_OPT_PROCESSES},
+    {"kill-one", optional_argument, NULL, HS_OPT_KILL_ONE},
+    {"crash-one", no_argument, NULL, HS_OPT_CRASH_ONE},
     {NULL, 0, NULL, 0},
 };
 
@@ -575,16 +592,79 @@ static int hs_apply_option(struct hs_options *opt, int code, const char *arg, bo
 			return -1;
 		}
 		return 0;
+	case HS_OPT_PROCESSES:
+		if (hs_parse_u64(arg, &value, 10) != 0 || value == 0 || value > HS_MAX_PROCESSES) {
+			hs_usage_error(err,
+				       "--processes: '%s' is not a process count (1-%d: the parent "
+				       "is attached to the shared heap too)",
+				       arg, HS_MAX_PROCESSES);
+			return -1;
+		}
+		opt->processes = (unsigned int)value;
+		return 0;
+	case HS_OPT_KILL_ONE:
+		if (arg != NULL && strcmp(arg, "parked") != 0) {
+			hs_usage_error(err, "--kill-one: expected no value or =parked, got '%s'",
+				       arg);
+			return -1;
+		}
+		opt->kill_one = true;
+		opt->kill_parked = arg != NULL;
+		return 0;
+	case HS_OPT_CRASH_ONE:
+		opt->crash_one = true;
+		return 0;
 	default:
 		break;
 	}
 	return -1;
 }
 
+/* What --processes needs from the other options, checked once they are all known. */
+static int hs_check_processes(const struct hs_options *opt, FILE *err)
+{
+	uint64_t threads =
+	    (uint64_t)opt->processes * (opt->threads + (unsigned int)opt->storm_threads);
+
+	if (opt->kill_one && opt->processes < 3) {
+		hs_usage_error(err, "--kill-one needs --processes 3 or more (two survivors keep "
+				    "passing blocks)");
+		return -1;
+	}
+	if (opt->crash_one && opt->processes < 2) {
+		hs_usage_error(err, "--crash-one needs --processes 2 or more");
+		return -1;
+	}
+	if (opt->processes == 1) {
+		return 0;
+	}
+	if (opt->inject != HS_INJECT_NONE) {
+		hs_usage_error(err, "--inject-corruption cannot be combined with --processes (it "
+				    "damages a heap only this process uses)");
+		return -1;
+	}
+	if (threads > HS_MAX_THREADS) {
+		hs_usage_error(err,
+			       "--processes %u with %u workers and %d storm threads each makes "
+			       "%llu threads (at most %d)",
+			       opt->processes, opt->threads, opt->storm_threads,
+			       (unsigned long long)threads, HS_MAX_THREADS);
+		return -1;
+	}
+	if (opt->heap_size <= KHEAP_SHARED_MIN_BYTES) {
+		hs_usage_error(err,
+			       "--heap-size %zu is too small for a shared heap (it needs more than "
+			       "%u bytes)",
+			       opt->heap_size, KHEAP_SHARED_MIN_BYTES);
+		return -1;
+	}
+	return 0;
+}
+
 /* Resolves defaults that depend on other options, and cross-option checks. */
 static int hs_options_finish(struct hs_options *opt, bool duration_given, FILE *err)
 {
-	uint64_t per_thread;
+	uint64_t per_thread, workers;
 
 	if (duration_given && opt->ops != 0) {
 		hs_usage_error(err, "--duration and --ops cannot be combined");
@@ -618,9 +698,10 @@ static int hs_options_finish(struct hs_options *opt, bool duration_given, FILE *
 	}
 	if (opt->heap_size == 0) {
 		per_thread = 16 * ((uint64_t)opt->size_max + 16);
+		workers = (uint64_t)opt->threads * opt->processes;
 		opt->heap_size = HS_DEFAULT_HEAP_BYTES;
-		if (per_thread * opt->threads > opt->heap_size) {
-			opt->heap_size = (size_t)(((per_thread * opt->threads) + (1u << 20) - 1) &
+		if (per_thread * workers > opt->heap_size) {
+			opt->heap_size = (size_t)(((per_thread * workers) + (1u << 20) - 1) &
 						  ~(uint64_t)((1u << 20) - 1));
 		}
 	}
@@ -632,7 +713,7 @@ static int hs_options_finish(struct hs_options *opt, bool duration_given, FILE *
 		    opt->heap_size, opt->size_max);
 		return -1;
 	}
-	return 0;
+	return hs_check_processes(opt, err);
 }
 
 enum hs_parse_result hs_options_parse(struct hs_options *opt, int argc, char **argv, FILE *out,

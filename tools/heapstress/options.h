@@ -4,7 +4,10 @@
  * Invariants once hs_options_parse() returns HS_PARSE_RUN: at least one
  * workload is selected; threads >= 1; every CPU in cpus[] exists and this
  * process may run on it; 1 <= size_min <= size_max; exactly one of
- * duration_s > 0 and ops > 0 holds. Whether the heap is big enough for the
+ * duration_s > 0 and ops > 0 holds; 1 <= processes <= HS_MAX_PROCESSES, and
+ * kill_one, crash_one only with enough processes for them (options.c);
+ * the threads of all processes together are at most HS_MAX_THREADS.
+ * Whether the heap is big enough for the
  * threads asked for is checked later, once the heap's own overhead is known.
  * Every refusal is one line on the error stream followed by a usage hint.
  */
@@ -16,8 +19,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <kheap/k_heap.h>
+
 #define HS_MAX_CPUS    1024
 #define HS_MAX_THREADS 4096
+/* Worker processes on one shared heap: the parent is attached to it too. */
+#define HS_MAX_PROCESSES (KHEAP_SHARED_MAX_PROCESSES - 1)
 
 enum hs_workload {
 	HS_WL_RANDOM,
@@ -71,6 +78,14 @@ struct hs_options {
 	const char *svg_path;
 	bool quiet;
 	enum hs_inject inject;
+	/* Worker processes sharing one heap; 1 runs everything in this process. */
+	unsigned int processes;
+	/* SIGKILL the last worker process halfway through and reclaim its blocks. */
+	bool kill_one;
+	/* Let its threads finish their heap calls and park before the kill. */
+	bool kill_parked;
+	/* Test hook: the first worker process crashes (SIGSEGV) halfway through. */
+	bool crash_one;
 };
 
 enum hs_parse_result {

@@ -157,6 +157,8 @@ static void hs_json_counts(struct hs_json *j, const char *key, const struct hs_c
 	hs_json_u64(j, "cleanup_frees", c->cleanup_frees);
 	hs_json_u64(j, "produced", c->produced);
 	hs_json_u64(j, "consumed", c->consumed);
+	hs_json_u64(j, "cross_process_sent", c->cross_sent);
+	hs_json_u64(j, "cross_process_received", c->cross_received);
 	hs_json_u64(j, "blocks_checked", c->blocks_checked);
 	hs_json_u64(j, "bytes_checked", c->bytes_checked);
 	hs_json_i64(j, "outstanding_blocks", hs_counts_outstanding(c));
@@ -196,6 +198,9 @@ static void hs_json_config(struct hs_json *j, const struct hs_result *res)
 	hs_json_double(j, "duration_s", opt->ops ? 0.0 : opt->duration_s);
 	hs_json_u64(j, "ops", opt->ops);
 	hs_json_bool(j, "caches", opt->caches);
+	hs_json_u64(j, "processes", opt->processes);
+	hs_json_bool(j, "kill_one", opt->kill_one);
+	hs_json_bool(j, "kill_parked", opt->kill_parked);
 	hs_json_double(j, "validate_interval_s", opt->validate_interval_s);
 	hs_json_u64(j, "worker_budget", res->worker_budget);
 	hs_json_u64(j, "storm_block", res->storm_block);
@@ -209,6 +214,7 @@ static void hs_json_heap(struct hs_json *j, const struct hs_result *res)
 	hs_json_open(j, "heap", '{');
 	hs_json_u64(j, "size", res->heap_bytes);
 	hs_json_u64(j, "initial_free", res->initial_free);
+	hs_json_u64(j, "initial_allocated", res->initial_allocated);
 	hs_json_u64(j, "peak_allocated", res->peak_allocated);
 	hs_json_double(j, "peak_utilization",
 		       hs_ratio((double)res->peak_allocated, (double)res->heap_bytes));
@@ -232,6 +238,120 @@ static void hs_json_heap(struct hs_json *j, const struct hs_result *res)
 			       1.0 - hs_ratio((double)map->largest_free,
 					      (double)map->state_bytes[K_HEAP_CHUNK_FREE]));
 	}
+	hs_json_close(j, '}');
+}
+
+static const char *hs_proc_end_name(enum hs_proc_end end)
+{
+	switch (end) {
+	case HS_PROC_EXITED:
+		return "exited";
+	case HS_PROC_KILLED:
+		return "killed";
+	case HS_PROC_DIED:
+		return "died";
+	case HS_PROC_NOT_ENDED:
+		break;
+	}
+	return "running";
+}
+
+/* Addresses as hex strings: a JSON number cannot hold every 64-bit value exactly. */
+static void hs_json_address(struct hs_json *j, const char *key, uintptr_t address)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%#llx", (unsigned long long)address);
+	hs_json_str(j, key, text);
+}
+
+static void hs_json_reclaimed(struct hs_json *j, const char *key, const struct k_heap_reclaimed *r)
+{
+	hs_json_open(j, key, '{');
+	hs_json_u64(j, "processes", r->processes);
+	hs_json_u64(j, "blocks", r->blocks);
+	hs_json_u64(j, "bytes", r->bytes);
+	hs_json_u64(j, "waiters", r->waiters);
+	hs_json_close(j, '}');
+}
+
+static void hs_json_relay(struct hs_json *j, const struct hs_procs_result *p)
+{
+	unsigned int k, served = 0;
+
+	hs_json_open(j, "wakeup_relay", '{');
+	hs_json_u64(j, "block_size", p->relay_block);
+	hs_json_u64(j, "steps", p->relay_steps);
+	for (k = 0; k < p->relay_steps; k++) {
+		served += p->relay[k].served && p->relay[k].waiter_seen;
+	}
+	hs_json_u64(j, "served_across_processes", served);
+	hs_json_open(j, "by_step", '[');
+	for (k = 0; k < p->relay_steps; k++) {
+		const struct hs_relay_step *s = &p->relay[k];
+
+		hs_json_open(j, NULL, '{');
+		hs_json_u64(j, "filler", s->filler);
+		hs_json_u64(j, "waiter", s->waiter);
+		hs_json_u64(j, "filled_blocks", s->filled_blocks);
+		hs_json_bool(j, "waiter_seen_queued", s->waiter_seen);
+		hs_json_bool(j, "served", s->served);
+		hs_json_bool(j, "owner_tags_ok", s->filler_owner_ok && s->waiter_owner_ok);
+		hs_json_u64(j, "wait_ns", s->wait_ns);
+		hs_json_close(j, '}');
+	}
+	hs_json_close(j, ']');
+	hs_json_close(j, '}');
+}
+
+static void hs_json_processes(struct hs_json *j, const struct hs_result *res)
+{
+	const struct hs_procs_result *p = res->procs;
+	unsigned int i;
+
+	hs_json_open(j, "processes", '{');
+	hs_json_u64(j, "count", p->count);
+	hs_json_open(j, "parent", '{');
+	hs_json_i64(j, "pid", p->parent_pid);
+	hs_json_address(j, "mapping", p->parent_mapping);
+	hs_json_close(j, '}');
+	hs_json_bool(j, "distinct_mappings", p->distinct_mappings);
+	hs_json_u64(j, "cross_process_blocks", res->total.cross_received);
+	hs_json_i64(j, "killed_process", p->victim);
+	hs_json_bool(j, "killed_parked", p->victim_parked);
+	hs_json_reclaimed(j, "reclaimed", &p->reclaimed);
+	if (p->final_reclaim_done) {
+		hs_json_reclaimed(j, "reclaimed_at_exit", &p->final_reclaim);
+	}
+	hs_json_relay(j, p);
+	hs_json_open(j, "per_process", '[');
+	for (i = 0; i < p->count; i++) {
+		const struct hs_proc_result *pr = &p->proc[i];
+
+		hs_json_open(j, NULL, '{');
+		hs_json_u64(j, "index", pr->index);
+		hs_json_i64(j, "pid", pr->pid);
+		hs_json_address(j, "mapping", pr->mapping);
+		hs_json_u64(j, "owner_tag", pr->owner_tag);
+		hs_json_u64(j, "workers", pr->workers);
+		hs_json_u64(j, "storm_threads", pr->storm_threads);
+		hs_json_u64(j, "ops", pr->counts.ops);
+		hs_json_u64(j, "cross_process_sent", pr->counts.cross_sent);
+		hs_json_u64(j, "cross_process_received", pr->counts.cross_received);
+		hs_json_u64(j, "blocking_allocs", pr->counts.blocking_allocs);
+		hs_json_u64(j, "blocking_timeouts", pr->counts.blocking_timeouts);
+		hs_json_str(j, "end", hs_proc_end_name(pr->end));
+		hs_json_i64(j, "exit_code", pr->exit_code);
+		hs_json_i64(j, "signal", pr->signal);
+		if (pr->end == HS_PROC_KILLED || pr->end == HS_PROC_DIED) {
+			hs_json_double(j, "ended_at_s", pr->ended_at_s);
+		}
+		if (pr->reclaimed_known) {
+			hs_json_reclaimed(j, "reclaimed", &pr->reclaimed);
+		}
+		hs_json_close(j, '}');
+	}
+	hs_json_close(j, ']');
 	hs_json_close(j, '}');
 }
 
@@ -335,6 +455,9 @@ int hs_report_json(FILE *f, const struct hs_result *res)
 	hs_json_latency(&j, "wait", &res->wait);
 	hs_json_close(&j, '}');
 	hs_json_heap(&j, res);
+	if (res->procs != NULL) {
+		hs_json_processes(&j, res);
+	}
 	hs_json_tail(&j, res);
 	fputs("\n}\n", f);
 	return ferror(f) ? -1 : 0;
@@ -421,10 +544,14 @@ static void hs_table_ops(FILE *out, const struct hs_result *res)
 		(unsigned long long)c->realloc_failures);
 	fprintf(out,
 		"  blocking allocs %llu (%llu timed out), frees %llu (%llu of them at cleanup), "
-		"blocks passed between CPUs %llu\n",
+		"blocks passed between CPUs %llu",
 		(unsigned long long)c->blocking_allocs, (unsigned long long)c->blocking_timeouts,
 		(unsigned long long)c->frees, (unsigned long long)c->cleanup_frees,
 		(unsigned long long)c->consumed);
+	if (res->procs != NULL) {
+		fprintf(out, ", between processes %llu", (unsigned long long)c->cross_received);
+	}
+	fputc('\n', out);
 }
 
 static void hs_table_heap(FILE *out, const struct hs_result *res)
@@ -475,12 +602,85 @@ static void hs_table_heap(FILE *out, const struct hs_result *res)
 	fputc('\n', out);
 }
 
+static void hs_table_proc_end(FILE *out, const struct hs_proc_result *p, bool parked)
+{
+	switch (p->end) {
+	case HS_PROC_EXITED:
+		fprintf(out, "exited %d", p->exit_code);
+		break;
+	case HS_PROC_KILLED:
+		fprintf(out, "SIGKILL at %.2f s (--kill-one%s)", p->ended_at_s,
+			parked ? "=parked" : "");
+		break;
+	case HS_PROC_DIED:
+		if (p->signal != 0) {
+			fprintf(out, "DIED: %s at %.2f s", strsignal(p->signal), p->ended_at_s);
+		} else {
+			fprintf(out, "DIED: exit %d at %.2f s", p->exit_code, p->ended_at_s);
+		}
+		break;
+	case HS_PROC_NOT_ENDED:
+		fputs("never ended", out);
+		break;
+	}
+}
+
+static void hs_table_processes(FILE *out, const struct hs_result *res)
+{
+	const struct hs_procs_result *p = res->procs;
+	char bytes[32];
+	uint64_t longest = 0;
+	unsigned int i, served = 0;
+
+	fprintf(out,
+		"\n%u processes on one heap in shared memory: the parent (pid %ld) maps it at "
+		"%#llx, %s\n",
+		p->count, p->parent_pid, (unsigned long long)p->parent_mapping,
+		p->distinct_mappings ? "every worker process at an address of its own"
+				     : "NOT every worker process at an address of its own");
+	fprintf(out, "  %-4s %8s %-18s %5s %12s %10s %10s  %s\n", "proc", "pid", "mapping", "tag",
+		"ops", "sent", "received", "end");
+	for (i = 0; i < p->count; i++) {
+		const struct hs_proc_result *pr = &p->proc[i];
+
+		fprintf(out, "  %-4u %8ld %#-18llx %5u %12llu %10llu %10llu  ", pr->index, pr->pid,
+			(unsigned long long)pr->mapping, pr->owner_tag,
+			(unsigned long long)pr->counts.ops,
+			(unsigned long long)pr->counts.cross_sent,
+			(unsigned long long)pr->counts.cross_received);
+		hs_table_proc_end(out, pr, p->victim_parked);
+		fputc('\n', out);
+	}
+	if (p->reclaim_calls != 0) {
+		hs_format_bytes(p->reclaimed.bytes, bytes, sizeof(bytes));
+		fprintf(out,
+			"  reclaimed from dead processes: %u process%s, %zu blocks (%s), %u "
+			"waits\n",
+			p->reclaimed.processes, p->reclaimed.processes == 1 ? "" : "es",
+			p->reclaimed.blocks, bytes, p->reclaimed.waiters);
+	}
+	for (i = 0; i < p->relay_steps; i++) {
+		served += p->relay[i].served && p->relay[i].waiter_seen;
+		longest = p->relay[i].wait_ns > longest ? p->relay[i].wait_ns : longest;
+	}
+	if (p->relay_steps != 0) {
+		hs_format_bytes(p->relay_block, bytes, sizeof(bytes));
+		fprintf(out,
+			"  wake-up relay: %u of %u allocations (%s each) blocked on a full heap "
+			"were served by another process's free; longest wait %.2f ms\n",
+			served, p->relay_steps, bytes, (double)longest / 1e6);
+	}
+}
+
 void hs_report_table(FILE *out, const struct hs_result *res)
 {
 	char checked[32];
 	unsigned int i;
 
 	hs_table_cpus(out, res);
+	if (res->procs != NULL) {
+		hs_table_processes(out, res);
+	}
 	fprintf(out, "\nlatency %21s %10s %10s %10s %10s %10s\n", "count", "p50", "p99", "p99.9",
 		"max", "mean");
 	hs_table_latency_row(out, "alloc", &res->alloc);

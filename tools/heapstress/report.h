@@ -4,7 +4,8 @@
  * Both read a finished hs_result and never touch the heap. The JSON is one
  * object; its keys are stable so scripts and tests can rely on them:
  * status, seed, config, elapsed_s, ops, ops_per_s, per_cpu, latency_ns,
- * heap, cache, blocking, checks, errors, samples.
+ * heap, processes (multi-process runs only), cache, blocking, validation,
+ * checks, errors, faults, samples.
  */
 #ifndef HEAPSTRESS_REPORT_H
 #define HEAPSTRESS_REPORT_H

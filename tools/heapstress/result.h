@@ -17,7 +17,7 @@
 #include "options.h"
 #include "workloads.h"
 
-#define HS_MAX_CHECKS 24
+#define HS_MAX_CHECKS 32
 
 struct hs_cpu_result {
 	/* -1 collects threads that could not be pinned. */
@@ -75,6 +75,76 @@ struct hs_check {
 	char detail[192];
 };
 
+/* How a worker process of a multi-process run ended. */
+enum hs_proc_end {
+	/* Never forked, or still running when the run gave up on it. */
+	HS_PROC_NOT_ENDED,
+	/* Exited by itself; exit_code says how. */
+	HS_PROC_EXITED,
+	/* SIGKILLed by --kill-one, as asked. */
+	HS_PROC_KILLED,
+	/* Ended by a signal nobody asked for, or exited before the run ended. */
+	HS_PROC_DIED,
+};
+
+struct hs_proc_result {
+	unsigned int index;
+	long pid;
+	/* Where this process mapped the heap, and the owner tag its blocks carry. */
+	uintptr_t mapping;
+	uint32_t owner_tag;
+	unsigned int workers;
+	unsigned int storm_threads;
+	/* Summed over its threads; partial for a process that did not exit. */
+	struct hs_counts counts;
+	enum hs_proc_end end;
+	int exit_code;
+	int signal;
+	/* Seconds into the run when it was killed or died. */
+	double ended_at_s;
+	/* What k_heap_reclaim_dead freed when this process alone was found dead. */
+	bool reclaimed_known;
+	struct k_heap_reclaimed reclaimed;
+};
+
+/*
+ * One step of the wake-up relay: with every other thread idle, `filler`
+ * fills the heap, `waiter` blocks in k_heap_alloc, and `filler` frees one
+ * block once it sees the waiter queued. Written by the two processes.
+ */
+struct hs_relay_step {
+	unsigned int filler;
+	unsigned int waiter;
+	uint32_t filled_blocks;
+	/* The filler saw the waiter queued in the heap before it freed. */
+	bool waiter_seen;
+	bool served;
+	/* Both blocks carried the owner tag of the process that allocated them. */
+	bool filler_owner_ok;
+	bool waiter_owner_ok;
+	uint64_t wait_ns;
+};
+
+struct hs_procs_result {
+	unsigned int count;
+	long parent_pid;
+	uintptr_t parent_mapping;
+	bool distinct_mappings;
+	/* The process --kill-one kills, or -1; parked: its threads were parked first. */
+	int victim;
+	bool victim_parked;
+	struct hs_proc_result proc[HS_MAX_PROCESSES];
+	/* Everything k_heap_reclaim_dead freed during the run. */
+	unsigned int reclaim_calls;
+	struct k_heap_reclaimed reclaimed;
+	/* The call after every process exited: nothing should be left to find. */
+	bool final_reclaim_done;
+	struct k_heap_reclaimed final_reclaim;
+	size_t relay_block;
+	unsigned int relay_steps;
+	struct hs_relay_step relay[HS_MAX_PROCESSES];
+};
+
 struct hs_result {
 	const struct hs_options *opt;
 	uint64_t seed;
@@ -85,6 +155,8 @@ struct hs_result {
 	unsigned int unpinned;
 	size_t heap_bytes;
 	size_t initial_free;
+	/* allocated_bytes of the fresh heap: the value it must return to. */
+	size_t initial_allocated;
 	size_t worker_budget;
 	size_t storm_block;
 	struct hs_counts worker_counts;
@@ -111,6 +183,8 @@ struct hs_result {
 	struct hs_check checks[HS_MAX_CHECKS];
 	unsigned int nchecks;
 	struct hs_failures *failures;
+	/* A multi-process run's processes, or NULL. */
+	const struct hs_procs_result *procs;
 };
 
 #endif

@@ -26,6 +26,11 @@
  *
  * The fault handler is process-wide and has no argument, so the run it
  * reports to is published in hs_fault_sink for the duration of the run.
+ *
+ * With --processes the heap lives in shared memory and the threads in
+ * worker processes: procs.c formats the heap, forks and drives them, and
+ * runs phases 2-4 from the parent; setup, the checks and the reports stay
+ * here.
  */
 #include "run.h"
 
@@ -44,6 +49,7 @@
 
 #include "failures.h"
 #include "hist.h"
+#include "procs.h"
 #include "report.h"
 #include "result.h"
 #include "runner.h"
@@ -56,11 +62,6 @@
 #define HS_FILL_STORM	 0.45
 #define HS_TTY_REFRESH	 (HS_NS_PER_S / 4)
 #define HS_PLAIN_REFRESH HS_NS_PER_S
-
-enum hs_observation {
-	HS_OBSERVE_SAMPLE = 1u << 0,
-	HS_OBSERVE_VALIDATE = 1u << 1,
-};
 
 static struct hs_runner *_Atomic hs_fault_sink;
 
@@ -125,10 +126,18 @@ static void hs_on_first_failure(void *arg)
 	struct hs_runner *r = arg;
 
 	atomic_store(&r->shared.stop, true);
+	if (r->procs != NULL) {
+		hs_procs_on_failure(r);
+	}
 	pthread_mutex_lock(&r->lock);
 	r->stop_requested = true;
 	pthread_cond_broadcast(&r->wake);
 	pthread_mutex_unlock(&r->lock);
+}
+
+void hs_report_faults_to(struct hs_runner *r)
+{
+	atomic_store(&hs_fault_sink, r);
 }
 
 static struct timespec hs_abs_time(uint64_t ns)
@@ -179,7 +188,7 @@ static void hs_observe_from_worker(struct hs_shared *shared)
  * has already finished no longer touches the heap, so then the main thread
  * observes directly.
  */
-static void hs_observe(struct hs_runner *r, unsigned int what)
+void hs_observe(struct hs_runner *r, unsigned int what)
 {
 	bool delegated = false;
 
@@ -268,17 +277,11 @@ static bool hs_workers_storm(const struct hs_options *opt)
 	       (opt->storm_threads == 0 || opt->workloads == 1u << HS_WL_STORM);
 }
 
-static int hs_setup_heap(struct hs_runner *r)
+/* Maps private memory for the heap and formats it. 0, or -1 after a usage error. */
+static int hs_format_private_heap(struct hs_runner *r, const struct k_heap_config *config)
 {
 	const struct hs_options *opt = r->opt;
-	struct k_heap_config config = {.cache_percent =
-					   opt->caches ? KHEAP_DEFAULT_CACHE_PERCENT : 0};
-	struct sys_memory_stats stats;
-	char size_text[32], need_text[32];
-	bool storm = opt->workloads & (1u << HS_WL_STORM);
-	double fill = storm ? HS_FILL_STORM : HS_FILL_PLAIN;
-	uint64_t need_per_worker = 4 * ((uint64_t)opt->size_max + 16);
-	unsigned int participants;
+	char size_text[32];
 	int rc;
 
 	hs_format_bytes(opt->heap_size, size_text, sizeof(size_text));
@@ -290,7 +293,7 @@ static int hs_setup_heap(struct hs_runner *r)
 			       strerror(errno));
 		return -1;
 	}
-	rc = k_heap_init_config(&r->heap, r->region, opt->heap_size, &config);
+	rc = k_heap_init_config(&r->heap, r->region, opt->heap_size, config);
 	r->heap_live = rc == 0;
 	if (rc != 0) {
 		hs_usage_error(r->err, "--heap-size: k_heap_init refused %s (%s)", size_text,
@@ -298,25 +301,58 @@ static int hs_setup_heap(struct hs_runner *r)
 					    : "too small for the heap's own metadata");
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Formats the heap and sizes each worker's share of it. With several
+ * processes every one of them runs opt->threads workers and
+ * opt->storm_threads storm threads, and the shares are of the whole heap.
+ */
+static int hs_setup_heap(struct hs_runner *r)
+{
+	const struct hs_options *opt = r->opt;
+	struct k_heap_config config = {.cache_percent =
+					   opt->caches ? KHEAP_DEFAULT_CACHE_PERCENT : 0};
+	struct sys_memory_stats stats;
+	char size_text[32], need_text[32];
+	bool storm = opt->workloads & (1u << HS_WL_STORM);
+	double fill = storm ? HS_FILL_STORM : HS_FILL_PLAIN;
+	uint64_t need_per_worker = 4 * ((uint64_t)opt->size_max + 16);
+	unsigned int workers = opt->threads * opt->processes;
+	unsigned int participants;
+	int rc;
+
+	if (opt->processes > 1) {
+		rc = hs_procs_format_heap(r, &config);
+	} else {
+		rc = hs_format_private_heap(r, &config);
+	}
+	if (rc != 0) {
+		return -1;
+	}
 	if (k_heap_runtime_stats_get(&r->heap, &stats) != 0) {
 		hs_usage_error(r->err, "k_heap_runtime_stats_get failed on a fresh heap");
 		return -1;
 	}
-	if ((double)stats.free_bytes * fill < (double)need_per_worker * opt->threads) {
-		hs_format_bytes((uint64_t)((double)need_per_worker * opt->threads / fill) +
+	if ((double)stats.free_bytes * fill < (double)need_per_worker * workers) {
+		hs_format_bytes(opt->heap_size, size_text, sizeof(size_text));
+		hs_format_bytes((uint64_t)((double)need_per_worker * workers / fill) +
 				    (opt->heap_size - stats.free_bytes),
 				need_text, sizeof(need_text));
 		hs_usage_error(r->err,
 			       "--heap-size %s is too small for %u threads with requests up to %zu "
 			       "bytes (need at least %s)",
-			       size_text, opt->threads, opt->size_max, need_text);
+			       size_text, workers, opt->size_max, need_text);
 		return -1;
 	}
 	r->result.heap_bytes = opt->heap_size;
 	r->result.initial_free = stats.free_bytes;
-	r->shared.worker_budget = (size_t)((double)stats.free_bytes * fill / opt->threads);
+	r->result.initial_allocated = stats.allocated_bytes;
+	r->shared.worker_budget = (size_t)((double)stats.free_bytes * fill / workers);
 	participants =
-	    (unsigned int)opt->storm_threads + (hs_workers_storm(opt) ? opt->threads : 0);
+	    ((unsigned int)opt->storm_threads + (hs_workers_storm(opt) ? opt->threads : 0)) *
+	    opt->processes;
 	if (participants > 0) {
 		size_t block = (size_t)((double)stats.free_bytes * 1.2 / participants);
 		size_t floor = opt->size_min > 256 ? opt->size_min : 256;
@@ -327,12 +363,14 @@ static int hs_setup_heap(struct hs_runner *r)
 	return 0;
 }
 
-static int hs_setup_threads(struct hs_runner *r)
+int hs_setup_threads(struct hs_runner *r, struct hs_thread *threads)
 {
 	const struct hs_options *opt = r->opt;
 	struct hs_shared *s = &r->shared;
-	unsigned int i, wl;
-	uint64_t quota;
+	unsigned int per_process = opt->threads + (unsigned int)opt->storm_threads;
+	uint64_t workers = (uint64_t)opt->threads * opt->processes;
+	unsigned int i, wl, index;
+	uint64_t quota, worker;
 
 	s->heap = &r->heap;
 	s->region = r->region;
@@ -343,15 +381,16 @@ static int hs_setup_threads(struct hs_runner *r)
 	s->workers = opt->threads;
 	atomic_init(&s->stop, false);
 	atomic_init(&s->observe_pending, false);
-	r->delegate = opt->threads + (unsigned int)opt->storm_threads == 1;
+	r->delegate = opt->processes == 1 && opt->threads + (unsigned int)opt->storm_threads == 1;
 	s->observe = r->delegate ? hs_observe_from_worker : NULL;
 	for (wl = 0; wl < HS_WL_COUNT; wl++) {
 		if ((opt->workloads & (1u << wl)) && (wl != HS_WL_STORM || hs_workers_storm(opt))) {
 			s->worker_mix[s->worker_mix_count++] = (enum hs_workload)wl;
 		}
 	}
-	r->nthreads = opt->threads + (unsigned int)opt->storm_threads;
-	r->threads = calloc(r->nthreads, sizeof(*r->threads));
+	r->nthreads = per_process;
+	r->threads_borrowed = threads != NULL;
+	r->threads = threads != NULL ? threads : calloc(r->nthreads, sizeof(*r->threads));
 	if (r->threads == NULL) {
 		hs_usage_error(r->err, "out of memory for %u threads", r->nthreads);
 		return -1;
@@ -359,14 +398,16 @@ static int hs_setup_threads(struct hs_runner *r)
 	for (i = 0; i < r->nthreads; i++) {
 		bool storm_only = i >= opt->threads;
 
+		index = r->proc_index * per_process + i;
+		worker = (uint64_t)r->proc_index * opt->threads + i;
 		quota = 0;
 		if (!storm_only && opt->ops != 0) {
-			quota = opt->ops / opt->threads + (i < opt->ops % opt->threads ? 1 : 0);
+			quota = opt->ops / workers + (worker < opt->ops % workers ? 1 : 0);
 		}
 		r->threads[i].runner = r;
-		r->threads[i].pin_cpu = opt->cpus[i % opt->ncpus];
-		if (hs_worker_init(&r->threads[i].worker, s, i, storm_only, quota) != 0) {
-			hs_usage_error(r->err, "out of memory for thread %u", i);
+		r->threads[i].pin_cpu = opt->cpus[index % opt->ncpus];
+		if (hs_worker_init(&r->threads[i].worker, s, index, storm_only, quota) != 0) {
+			hs_usage_error(r->err, "out of memory for thread %u", index);
 			return -1;
 		}
 		r->created = i + 1;
@@ -378,7 +419,7 @@ static int hs_setup_threads(struct hs_runner *r)
 }
 
 /* Creates every thread; they wait at the gate. On failure the created ones are told to leave. */
-static int hs_start_threads(struct hs_runner *r)
+int hs_start_threads(struct hs_runner *r)
 {
 	pthread_attr_t attr;
 	unsigned int i, started;
@@ -467,8 +508,7 @@ static void hs_progress(struct hs_runner *r, const struct hs_sample *s, uint64_t
 	fflush(r->err);
 }
 
-/* Records a sample from the latest observation and the threads' counters. */
-static void hs_record_sample(struct hs_runner *r, uint64_t now, bool show)
+void hs_record_sample(struct hs_runner *r, uint64_t now, bool show)
 {
 	struct hs_sample s;
 	double dt;
@@ -570,8 +610,7 @@ static void hs_drive(struct hs_runner *r)
 	}
 }
 
-/* Phase 3: wait until every thread is parked, or give up on a stuck one. */
-static void hs_park(struct hs_runner *r)
+void hs_park(struct hs_runner *r)
 {
 	struct timespec until = hs_abs_time(hs_now_ns() + HS_WATCHDOG_NS);
 	unsigned int parked;
@@ -598,7 +637,7 @@ static void hs_park(struct hs_runner *r)
 	hs_record_sample(r, hs_now_ns(), false);
 }
 
-static void hs_release_and_join(struct hs_runner *r)
+void hs_release_and_join(struct hs_runner *r)
 {
 	unsigned int i;
 
@@ -618,6 +657,10 @@ static void hs_release_and_join(struct hs_runner *r)
  */
 static void hs_retire_heap(struct hs_runner *r)
 {
+	if (r->procs != NULL) {
+		hs_procs_free(r);
+		return;
+	}
 	if (r->heap_live && !hs_heap_suspect(&r->failures) && k_heap_deinit(&r->heap) == 0) {
 		r->heap_live = false;
 	}
@@ -625,6 +668,18 @@ static void hs_retire_heap(struct hs_runner *r)
 		munmap(r->region, r->opt->heap_size);
 	}
 	r->region = NULL;
+}
+
+/* The heap decides in the end: a small heap gets no caches. */
+static const char *hs_caches_text(const struct hs_runner *r)
+{
+	if (!r->opt->caches) {
+		return "off";
+	}
+	if (r->heap.cache_percent == 0) {
+		return "off (the heap is too small for them)";
+	}
+	return "on";
 }
 
 static void hs_print_header(struct hs_runner *r)
@@ -651,10 +706,21 @@ static void hs_print_header(struct hs_runner *r)
 		"heapstress: seed %llu (rerun with --seed %llu and the same options to "
 		"replay)\n",
 		(unsigned long long)r->result.seed, (unsigned long long)r->result.seed);
-	fprintf(
-	    r->out, "  %u worker%s + %d storm thread%s on CPUs %s; heap %s (%s free), caches %s\n",
-	    opt->threads, opt->threads == 1 ? "" : "s", opt->storm_threads,
-	    opt->storm_threads == 1 ? "" : "s", cpus, heap, free_text, opt->caches ? "on" : "off");
+	if (opt->processes > 1) {
+		fprintf(r->out,
+			"  %u worker processes on one heap in shared memory (a memfd), each "
+			"mapping it at its own address%s\n",
+			opt->processes,
+			!opt->kill_one ? ""
+			: opt->kill_parked
+			    ? "; the last one is SIGKILLed halfway, parked (--kill-one=parked)"
+			    : "; the last one is SIGKILLed halfway (--kill-one)");
+	}
+	fprintf(r->out,
+		"  %u worker%s + %d storm thread%s%s on CPUs %s; heap %s (%s free), caches %s\n",
+		opt->threads, opt->threads == 1 ? "" : "s", opt->storm_threads,
+		opt->storm_threads == 1 ? "" : "s", opt->processes > 1 ? " in each" : "", cpus,
+		heap, free_text, hs_caches_text(r));
 	fprintf(r->out, "  workloads %s; sizes %zu-%zu (%s); ", workloads, opt->size_min,
 		opt->size_max, hs_size_dist_name(opt->size_dist));
 	if (opt->ops != 0) {
@@ -721,7 +787,9 @@ static void hs_runner_free(struct hs_runner *r)
 	for (i = 0; i < r->created; i++) {
 		hs_worker_destroy(&r->threads[i].worker);
 	}
-	free(r->threads);
+	if (!r->threads_borrowed) {
+		free(r->threads);
+	}
 	free(r->result.samples);
 	free(r->result.cpus);
 	free(r->result.map.chunks);
@@ -739,7 +807,7 @@ static void hs_runner_free(struct hs_runner *r)
 	free(r);
 }
 
-static struct hs_runner *hs_runner_new(const struct hs_options *opt, FILE *out, FILE *err)
+struct hs_runner *hs_runner_new(const struct hs_options *opt, FILE *out, FILE *err)
 {
 	struct hs_runner *r = calloc(1, sizeof(*r));
 	pthread_condattr_t attr;
@@ -765,11 +833,26 @@ static struct hs_runner *hs_runner_new(const struct hs_options *opt, FILE *out, 
 	return r;
 }
 
+/* Phases 2-4 with this process's threads. 0, or -1 when they could not start. */
+static int hs_run_threads(struct hs_runner *r)
+{
+	if (hs_start_threads(r) != 0) {
+		return -1;
+	}
+	hs_failures_start_clock(&r->failures, r->start_ns);
+	hs_drive(r);
+	hs_park(r);
+	hs_inspect(r);
+	hs_release_and_join(r);
+	return 0;
+}
+
 int hs_run(const struct hs_options *opt, FILE *out, FILE *err)
 {
 	struct hs_runner *r = hs_runner_new(opt, out, err);
 	kheap_fault_handler_t previous;
 	int status = HS_EXIT_USAGE;
+	bool processes = opt->processes > 1;
 
 	if (r == NULL) {
 		fprintf(err, "heapstress: out of memory\n");
@@ -777,20 +860,15 @@ int hs_run(const struct hs_options *opt, FILE *out, FILE *err)
 	}
 	if (hs_open_output(r, opt->json_path, "--json", &r->json) != 0 ||
 	    hs_open_output(r, opt->svg_path, "--svg", &r->svg) != 0 || hs_setup_heap(r) != 0 ||
-	    hs_setup_threads(r) != 0) {
+	    (processes ? hs_procs_setup(r) : hs_setup_threads(r, NULL)) != 0) {
 		hs_runner_free(r);
 		return HS_EXIT_USAGE;
 	}
 	hs_print_header(r);
 	hs_install_crash_handler(r->result.seed);
-	atomic_store(&hs_fault_sink, r);
+	hs_report_faults_to(r);
 	previous = kheap_set_fault_handler(hs_on_fault);
-	if (hs_start_threads(r) == 0) {
-		hs_failures_start_clock(&r->failures, r->start_ns);
-		hs_drive(r);
-		hs_park(r);
-		hs_inspect(r);
-		hs_release_and_join(r);
+	if ((processes ? hs_procs_drive(r) : hs_run_threads(r)) == 0) {
 		if (hs_collect(r) != 0) {
 			hs_fail(&r->failures, false, "out of memory while collecting results");
 		}

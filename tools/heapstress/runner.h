@@ -1,11 +1,17 @@
 /*
  * heapstress runner internals, shared by run.c (setup, threads, sampling,
- * reports) and checks.c (the consistency checks). Nothing else includes it.
+ * reports), checks.c (the consistency checks) and procs.c (multi-process
+ * runs). Nothing else includes it.
  *
  * Threads: the main thread owns the runner. Worker and storm threads touch
  * only their own struct hs_worker, the shared state in `shared`, and the
  * fields `lock` guards. While every thread is parked (phase 3 in run.c) the
  * main thread may read every worker's live set and inbox.
+ *
+ * In a multi-process run the parent's runner has no threads of its own:
+ * `threads` points at every process's threads in the coordination area
+ * (procs.c), whose counters and histograms the parent only reads. Each
+ * child has a runner of its own whose `threads` is its slice of that array.
  */
 #ifndef HEAPSTRESS_RUNNER_H
 #define HEAPSTRESS_RUNNER_H
@@ -26,12 +32,20 @@
 #define HS_NS_PER_S 1000000000ull
 
 struct hs_runner;
+struct hs_procs;
 
 struct hs_thread {
 	struct hs_runner *runner;
 	int pin_cpu;
+	/* Its process died before the run ended: its counts are partial and left out. */
+	bool lost;
 	pthread_t tid;
 	struct hs_worker worker;
+};
+
+enum hs_observation {
+	HS_OBSERVE_SAMPLE = 1u << 0,
+	HS_OBSERVE_VALIDATE = 1u << 1,
 };
 
 enum hs_gate_state {
@@ -55,6 +69,12 @@ struct hs_runner {
 	struct hs_thread *threads;
 	unsigned int nthreads;
 	unsigned int created;
+	/* `threads` lives in the coordination area and is not this runner's to free. */
+	bool threads_borrowed;
+	/* A multi-process run's coordination (procs.c), or NULL. */
+	struct hs_procs *procs;
+	/* This process's number among the worker processes; 0 in a single-process run. */
+	unsigned int proc_index;
 	/*
 	 * `lock` guards gate through observe_done; `wake` wakes the main
 	 * thread, `go` the others.
@@ -90,6 +110,42 @@ struct hs_runner {
 	struct hs_hist_snapshot delta;
 	struct hs_result result;
 };
+
+/* run.c: the steps of a run, which procs.c also puts together for its processes. */
+
+struct hs_runner *hs_runner_new(const struct hs_options *opt, FILE *out, FILE *err);
+
+/*
+ * Prepares this process's worker and storm threads, not yet started: in
+ * `threads` when given (room for opt->threads + opt->storm_threads), else in
+ * an array of its own. Thread i of process p is number p * (threads per
+ * process) + i in ids, random streams and messages. 0, or -1 after an error.
+ */
+int hs_setup_threads(struct hs_runner *r, struct hs_thread *threads);
+
+/* Creates the threads and opens the gate. 0, or -1 after an error (exit 2). */
+int hs_start_threads(struct hs_runner *r);
+
+/* Observes the heap (stats, validation), through the only worker when delegating. */
+void hs_observe(struct hs_runner *r, unsigned int what);
+
+/* Records a sample from the latest observation and every thread's counters. */
+void hs_record_sample(struct hs_runner *r, uint64_t now, bool show);
+
+/* Waits until every thread parked; exits 1 at once when one is stuck in the heap. */
+void hs_park(struct hs_runner *r);
+
+/* Lets parked threads free what they hold and exit, and joins them. */
+void hs_release_and_join(struct hs_runner *r);
+
+/* Makes `r` the run that heap faults and the first failure report to. */
+void hs_report_faults_to(struct hs_runner *r);
+
+/* checks.c */
+
+/* Records one check in the result; a failed one is also a failure of the run. */
+void hs_check(struct hs_runner *r, const char *name, bool passed, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Runs sys_heap_validate and records its outcome; `when` names the moment. */
 void hs_validate(struct hs_runner *r, const char *when);

@@ -2,6 +2,11 @@
  * heapstress workloads: the bursts, the checks around every heap call, and
  * the single-producer single-consumer rings that carry blocks between CPUs.
  *
+ * In a multi-process run prodcons also sends every other block to the worker
+ * of the same number in the next process, through a ring in shared memory
+ * that carries the block's heap offset, size and id; the receiver finds the
+ * block in its own mapping, checks the sender's pattern and frees it there.
+ *
  * Every heap call goes through one of hs_alloc_block, hs_release,
  * hs_realloc_block or hs_storm_step, which time it, count it and check its
  * result (pointer inside the region, alignment, usable size, pattern). A
@@ -63,9 +68,86 @@ static bool hs_ring_pop(struct hs_ring *ring, struct hs_block *block)
 	return true;
 }
 
+/* A block as it travels between processes. */
+struct hs_xslot {
+	uint64_t offset;
+	uint64_t size;
+	uint64_t id;
+};
+
+/* Indices wrap at 2^32; HS_RING_CAP divides that, so slots stay in order. */
+struct hs_xring {
+	_Atomic uint32_t head __attribute__((aligned(64)));
+	_Atomic uint32_t tail __attribute__((aligned(64)));
+	struct hs_xslot slot[HS_RING_CAP];
+} __attribute__((aligned(64)));
+
+size_t hs_xring_bytes(void)
+{
+	return sizeof(struct hs_xring);
+}
+
+void hs_xring_init(struct hs_xring *ring)
+{
+	memset(ring, 0, sizeof(*ring));
+	atomic_init(&ring->head, 0);
+	atomic_init(&ring->tail, 0);
+}
+
 static size_t hs_offset(const struct hs_worker *w, const void *p)
 {
 	return (size_t)((const unsigned char *)p - w->shared->region);
+}
+
+static bool hs_xring_push(struct hs_worker *w, const struct hs_block *block)
+{
+	struct hs_xring *ring = w->xoutbox;
+	uint32_t tail = atomic_load_explicit(&ring->tail, memory_order_relaxed);
+	uint32_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+	struct hs_xslot *slot = &ring->slot[tail % HS_RING_CAP];
+
+	if (tail - head == HS_RING_CAP) {
+		return false;
+	}
+	slot->offset = hs_offset(w, block->ptr);
+	slot->size = block->size;
+	slot->id = block->id;
+	atomic_store_explicit(&ring->tail, tail + 1, memory_order_release);
+	return true;
+}
+
+/* A ring slot as a block in this process's mapping; false (and a failure) if it cannot be one. */
+static bool hs_xslot_block(struct hs_worker *w, const struct hs_xslot *slot, struct hs_block *block)
+{
+	struct hs_shared *s = w->shared;
+
+	if (slot->offset >= s->region_bytes || slot->size > s->region_bytes - slot->offset) {
+		hs_fail(s->failures, false,
+			"a block received from another process claims %llu bytes at heap offset "
+			"+0x%llx, outside the heap (thread %u)",
+			(unsigned long long)slot->size, (unsigned long long)slot->offset, w->index);
+		return false;
+	}
+	block->ptr = s->region + slot->offset;
+	block->size = (size_t)slot->size;
+	block->id = slot->id;
+	return true;
+}
+
+/* Takes the oldest block sent from the other process; a slot that is not a block is dropped. */
+static bool hs_xring_pop(struct hs_worker *w, struct hs_block *block)
+{
+	struct hs_xring *ring = w->xinbox;
+	uint32_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+	uint32_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
+	bool valid;
+
+	if (head == tail) {
+		return false;
+	}
+	valid = hs_xslot_block(w, &ring->slot[head % HS_RING_CAP], block);
+	atomic_store_explicit(&ring->head, head + 1, memory_order_release);
+	return valid;
 }
 
 static bool hs_done(const struct hs_worker *w)
@@ -363,19 +445,44 @@ static void hs_realloc_step(struct hs_worker *w)
 	hs_realloc_block(w, index, new_size);
 }
 
+/* Takes one block from the other process's ring; true with `b` filled. */
+static bool hs_take_cross(struct hs_worker *w, struct hs_block *b)
+{
+	if (w->xinbox == NULL || !hs_xring_pop(w, b)) {
+		return false;
+	}
+	w->counts.cross_received++;
+	return true;
+}
+
+static bool hs_take_local(struct hs_worker *w, struct hs_block *b)
+{
+	if (w->inbox == NULL || !hs_ring_pop(w->inbox, b)) {
+		return false;
+	}
+	w->counts.consumed++;
+	return true;
+}
+
+/* Checks and frees up to `limit` received blocks, taking from both inboxes in turn. */
 static void hs_drain_inbox(struct hs_worker *w, size_t limit, bool until_done)
 {
 	struct hs_block b;
 	size_t n;
+	bool got;
 
 	for (n = 0; n < limit; n++) {
 		if (until_done && hs_done(w)) {
 			return;
 		}
-		if (!hs_ring_pop(w->inbox, &b)) {
+		if (n % 2 == 0) {
+			got = hs_take_local(w, &b) || hs_take_cross(w, &b);
+		} else {
+			got = hs_take_cross(w, &b) || hs_take_local(w, &b);
+		}
+		if (!got) {
 			return;
 		}
-		w->counts.consumed++;
 		hs_release(w, &b);
 	}
 }
@@ -393,7 +500,9 @@ static void hs_prodcons_burst(struct hs_worker *w)
 		if (!hs_alloc_block(w, hs_pick_size(w, HS_DIST_POWERLAW), 0, &b)) {
 			continue;
 		}
-		if (hs_ring_push(w->outbox, &b)) {
+		if (w->xoutbox != NULL && step % 2 == 1 && hs_xring_push(w, &b)) {
+			w->counts.cross_sent++;
+		} else if (hs_ring_push(w->outbox, &b)) {
 			w->counts.produced++;
 		} else if (hs_done(w)) {
 			hs_live_add(w, &b);
@@ -632,6 +741,23 @@ void hs_worker_run(struct hs_worker *w)
 	hs_inject_before_leaving(w);
 }
 
+void hs_xring_holdings(struct hs_xring *ring, struct k_heap *heap, unsigned char *region,
+		       size_t region_bytes, size_t *blocks, size_t *usable_bytes)
+{
+	uint32_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
+	uint32_t tail = atomic_load_explicit(&ring->tail, memory_order_acquire);
+	const struct hs_xslot *slot;
+	uint32_t i;
+
+	*blocks += tail - head;
+	for (i = head; i != tail; i++) {
+		slot = &ring->slot[i % HS_RING_CAP];
+		if (slot->offset < region_bytes) {
+			*usable_bytes += k_heap_usable_size(heap, region + slot->offset);
+		}
+	}
+}
+
 void hs_worker_holdings(const struct hs_worker *w, size_t *blocks, size_t *usable_bytes)
 {
 	struct k_heap *heap = w->shared->heap;
@@ -642,14 +768,14 @@ void hs_worker_holdings(const struct hs_worker *w, size_t *blocks, size_t *usabl
 	for (i = 0; i < w->live_count; i++) {
 		*usable_bytes += k_heap_usable_size(heap, w->live[i].ptr);
 	}
-	if (w->inbox == NULL) {
-		return;
-	}
-	head = atomic_load_explicit(&w->inbox->head, memory_order_acquire);
-	tail = atomic_load_explicit(&w->inbox->tail, memory_order_acquire);
-	*blocks += tail - head;
-	for (i = head; i != tail; i++) {
-		*usable_bytes += k_heap_usable_size(heap, w->inbox->slot[i % HS_RING_CAP].ptr);
+	if (w->inbox != NULL) {
+		head = atomic_load_explicit(&w->inbox->head, memory_order_acquire);
+		tail = atomic_load_explicit(&w->inbox->tail, memory_order_acquire);
+		*blocks += tail - head;
+		for (i = head; i != tail; i++) {
+			*usable_bytes +=
+			    k_heap_usable_size(heap, w->inbox->slot[i % HS_RING_CAP].ptr);
+		}
 	}
 }
 
@@ -665,7 +791,7 @@ void hs_worker_cleanup(struct hs_worker *w)
 		b = hs_live_take(w, w->live_count - 1);
 		hs_release(w, &b);
 	}
-	if (w->inbox != NULL) {
+	if (w->inbox != NULL || w->xinbox != NULL) {
 		hs_drain_inbox(w, SIZE_MAX, false);
 	}
 }
@@ -730,6 +856,8 @@ void hs_counts_add(struct hs_counts *into, const struct hs_counts *from)
 	into->cleanup_frees += from->cleanup_frees;
 	into->produced += from->produced;
 	into->consumed += from->consumed;
+	into->cross_sent += from->cross_sent;
+	into->cross_received += from->cross_received;
 	into->blocks_checked += from->blocks_checked;
 	into->bytes_checked += from->bytes_checked;
 }

@@ -7,7 +7,9 @@
  *
  * Ownership, the invariant every check relies on: a block the heap handed
  * out is in exactly one place: one worker's live set, one worker's inbox
- * (sent by its producer neighbour, not yet consumed), or freed. Only the
+ * (sent by its producer neighbour, not yet consumed), one worker's
+ * cross-process inbox (sent by the worker of the same number in the previous
+ * process, in a multi-process run), or freed. Only the
  * owner of a live set touches it, except the runner while every thread is
  * parked (run.c). Each block holds its pattern (pattern.h) from the
  * moment it is accepted until just before it is freed, where it is checked.
@@ -85,11 +87,34 @@ struct hs_counts {
 	uint64_t cleanup_frees;
 	uint64_t produced;
 	uint64_t consumed;
+	/* Blocks sent to, and received from, a worker in another process. */
+	uint64_t cross_sent;
+	uint64_t cross_received;
 	uint64_t blocks_checked;
 	uint64_t bytes_checked;
 };
 
 struct hs_ring;
+
+/*
+ * A single-producer single-consumer ring in memory that every process of a
+ * multi-process run maps. It carries heap offsets, never pointers: a block
+ * is at region + offset in every process, wherever each mapped the heap.
+ */
+struct hs_xring;
+
+/* Bytes one ring takes, a multiple of 64 so rings can sit in an array. */
+size_t hs_xring_bytes(void);
+
+/* Makes `ring` empty; before either end uses it. */
+void hs_xring_init(struct hs_xring *ring);
+
+/*
+ * Adds the blocks waiting in `ring` and their usable sizes, reading the heap
+ * through a view mapped at `region`. Only while neither end runs.
+ */
+void hs_xring_holdings(struct hs_xring *ring, struct k_heap *heap, unsigned char *region,
+		       size_t region_bytes, size_t *blocks, size_t *usable_bytes);
 
 struct hs_worker {
 	struct hs_shared *shared;
@@ -111,6 +136,9 @@ struct hs_worker {
 	/* Blocks sent by the previous worker; outbox is the next worker's inbox. */
 	struct hs_ring *inbox;
 	struct hs_ring *outbox;
+	/* The same across processes; NULL in a single-process run. */
+	struct hs_xring *xinbox;
+	struct hs_xring *xoutbox;
 	struct hs_counts counts;
 	_Atomic uint64_t ops_done;
 	struct hs_hist alloc_ns;
@@ -129,7 +157,9 @@ void hs_worker_run(struct hs_worker *w);
 
 /*
  * Blocks this worker accounts for (its live set and its inbox) and their
- * total usable size. Only while the worker is parked.
+ * total usable size. Only while the worker and its producer are parked.
+ * Blocks on their way from another process are not included: they are
+ * counted from the ring (hs_xring_holdings) once every process is parked.
  */
 void hs_worker_holdings(const struct hs_worker *w, size_t *blocks, size_t *usable_bytes);
 
