@@ -481,7 +481,11 @@ static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t a
 }
 
 /* The slow path of every allocation, in a read-side section. */
-static void *alloc_slow(struct k_heap *h, size_t align, size_t bytes, k_timeout_t timeout)
+/* Never inlined: its calls would make every caller, the cache hit paths
+ * included, save registers on entry.
+ */
+static __attribute__((noinline)) void *alloc_slow(struct k_heap *h, size_t align, size_t bytes,
+						  k_timeout_t timeout)
 {
 	struct k_heap_control *ctl;
 	void *mem = NULL;
@@ -530,7 +534,7 @@ void *k_heap_calloc(struct k_heap *h, size_t num, size_t size, k_timeout_t timeo
 	return mem;
 }
 
-void kheap_free_slow(struct k_heap *h, void *mem)
+__attribute__((noinline)) void kheap_free_slow(struct k_heap *h, void *mem)
 {
 	struct k_heap_control *ctl;
 
