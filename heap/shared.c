@@ -38,6 +38,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -192,13 +193,22 @@ static bool process_running(uint32_t pid, uint64_t *start_time)
 {
 	char path[64], text[1024];
 	const char *after_name;
+	int proc, fd;
 	unsigned long long started;
 	char state;
 	size_t length;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	f = fopen(path, "re");
+	/* Relative to a descriptor of /proc: user-mode emulators answer
+	 * "/proc/<own pid>/..." paths themselves (with the emulator's start
+	 * time when the process was forked without exec), not this one.
+	 */
+	snprintf(path, sizeof(path), "%u/stat", pid);
+	proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = proc < 0 ? -1 : openat(proc, path, O_RDONLY | O_CLOEXEC);
+	if (proc >= 0)
+		close(proc);
+	f = fd < 0 ? NULL : fdopen(fd, "r");
 	if (f == NULL)
 		return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 	length = fread(text, 1, sizeof(text) - 1, f);

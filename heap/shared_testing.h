@@ -39,8 +39,9 @@ void kheap_testing_hold_cache_lock(struct k_heap *h, unsigned int cpu);
 
 /*
  * Pops one block from CPU slot `cpu`'s cache of `h` as a cache hit would,
- * stopping halfway: the block is unlinked but still marked cached, and the
- * cache lock stays held. Returns false if that cache holds no block.
+ * stopping halfway: the block is unlinked but still marked cached. The
+ * cache lock stays held either way; returns false if that cache held no
+ * block.
  */
 bool kheap_testing_hold_cache_lock_mid_pop(struct k_heap *h, unsigned int cpu);
 

@@ -264,7 +264,9 @@ int k_heap_attach(struct k_heap *h, void *mem, size_t bytes);
  * Detaches this process. Its blocks stay allocated under its owner tag
  * (reclaim them with k_heap_reclaim_owner()). Afterwards `h` is unusable.
  * Returns 0, -EINVAL (not an attached shared heap), or -EBUSY (a thread of
- * this process is blocked in an allocation on it).
+ * this process is blocked in an allocation on it). A broken heap can always
+ * be detached from. Each attached handle holds one of the
+ * KHEAP_SHARED_MAX_PROCESSES places, even several in one process.
  */
 int k_heap_detach(struct k_heap *h);
 

@@ -45,8 +45,12 @@ struct sys_heap {
 struct sys_memory_stats {
 	/* Bytes in free chunks of the global heap (headers excluded). */
 	size_t free_bytes;
-	/* Bytes held by users (usable sizes). Blocks parked in a k_heap's
-	 * per-CPU caches are not counted here but in cached_bytes.
+	/* Bytes held by users: each block's chunk less its header, which is
+	 * its usable size below hardening FULL; from FULL up it also counts
+	 * the trailer and the padding before it, so it is then more than the
+	 * sum of usable sizes (which are the requested sizes). Blocks parked
+	 * in a k_heap's per-CPU caches are not counted here but in
+	 * cached_bytes.
 	 */
 	size_t allocated_bytes;
 	/* High-water mark of bytes taken out of the free lists (user-held plus
