@@ -211,11 +211,13 @@ int k_heap_walk(struct k_heap *h,
  * k_heap_reclaim_dead() go by.
  *
  * A process that dies while holding a heap or cache lock is detected by the
- * next process to take that lock: the heap is checked there and then (and a
- * dying process's half-done cache operation undone). If the check fails the
- * region is marked broken for good: every later operation in every process
- * reaches the fault handler (KHEAP_FAULT_CORRUPT_HEAP) and allocations
- * return NULL; k_heap_attach() returns -ENOTRECOVERABLE.
+ * next process to take that lock, which repairs what the dead one left half
+ * done (free lists and counters are rebuilt from the chunk headers; a
+ * cache's blocks go back to the heap) and then checks the whole heap. If a
+ * chunk header itself was half written the check fails and the region is
+ * marked broken for good: every later operation in every process reaches
+ * the fault handler (KHEAP_FAULT_CORRUPT_HEAP), allocations return NULL and
+ * k_heap_attach() returns -ENOTRECOVERABLE.
  *
  * A handle belongs to the process that attached it: a child forked after
  * the attach must call k_heap_attach() itself (using the inherited handle
