@@ -362,7 +362,7 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 {
 	for (uint32_t i = 0; i < ctl->cpu_count; i++) {
 		struct kheap_cpu_cache *cache = &ctl->cpus[i];
-		uint32_t *wake[8];
+		uint32_t *wake[KHEAP_WAKE_BATCH];
 		size_t served;
 
 		kheap_spin_lock(kheap_slot_lock(i));
@@ -376,7 +376,7 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 		}
 		release_cache(ctl, cache);
 		ctl->drains++;
-		served = kheap_serve_waiters(ctl, wake, 8);
+		served = kheap_after_release(ctl, wake);
 		kheap_note_pressure(ctl);
 		kheap_heap_unlock(ctl);
 		unlock_slot(ctl, i);
@@ -462,31 +462,23 @@ void kheap_cache_add_counters(struct k_heap_control *ctl, struct k_heap_counters
  * it was handing out or parking belonged to the dead process anyway; see
  * push_block), and the cache starts empty. Heap lock taken here.
  */
+static bool parked_by_cpu(struct z_heap *z, chunkid_t c, void *cpu)
+{
+	return chunk_cached(z, c) && cached_links(z, c)[LINK_CPU] == *(uint32_t *)cpu;
+}
+
 static bool empty_abandoned_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
 {
 	struct z_heap *z = control_heap(ctl);
-	uint32_t *wake[8];
+	uint32_t *wake[KHEAP_WAKE_BATCH];
 	size_t served;
 
 	if (!kheap_heap_lock(ctl))
 		return false;
-	for (chunkid_t c = first_block_chunk(z); c < z->end_chunk;) {
-		chunkid_t left = left_chunk(z, c);
-		bool merges_left = !chunk_used(z, left);
-
-		if (!chunk_cached(z, c) || cached_links(z, c)[LINK_CPU] != cache->cpu) {
-			c += chunk_size(z, c);
-			continue;
-		}
-		z_heap_mark_uncached(z, c);
-		z_heap_free_chunk(z, c);
-		c = merges_left ? left : c;
-		c += chunk_size(z, c);
-	}
+	z_heap_free_where(z, parked_by_cpu, &cache->cpu, NULL);
 	memset(cache->classes, 0, sizeof(cache->classes));
 	cache->cached_bytes = 0;
-	served = kheap_serve_waiters(ctl, wake, 8);
-	kheap_shared_note_room(ctl);
+	served = kheap_after_release(ctl, wake);
 	kheap_note_pressure(ctl);
 	kheap_heap_unlock(ctl);
 	kheap_wake_served(ctl, wake, served);

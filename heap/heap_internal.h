@@ -143,6 +143,14 @@ void z_heap_free_chunk(struct z_heap *h, chunkid_t c);
 /* Resizes a chunk that z_heap_check_block accepted; NULL leaves it intact. */
 void *z_heap_realloc_chunk(struct z_heap *h, chunkid_t c, size_t align, size_t bytes);
 
+/*
+ * Frees, in one walk, every USED chunk (cached ones included) for which
+ * `match` is true; returns how many, and adds their bytes to *bytes (if not
+ * NULL). `match` sees each chunk before anything near it changes.
+ */
+size_t z_heap_free_where(struct z_heap *h, bool (*match)(struct z_heap *h, chunkid_t c, void *arg),
+			 void *arg, size_t *bytes);
+
 /* Rebuilds lists, bitmap and counters from the chunk headers (sys_heap.c). */
 bool z_heap_rebuild(struct z_heap *h, const char **why);
 

@@ -33,8 +33,6 @@
 #include "heap/k_heap_internal.h"
 #include "smp/atomic.h"
 
-#define WAKE_BATCH 8
-
 static size_t control_bytes(uint32_t cpu_count)
 {
 	return sizeof(struct k_heap_control) + (size_t)cpu_count * sizeof(struct kheap_cpu_cache);
@@ -253,15 +251,12 @@ static void *alloc_tagged(struct k_heap *h, struct z_heap *z, size_t align, size
 	return mem;
 }
 
-/* Heap lock held, after memory went back to the global heap: serves the
- * queue and tells a shared heap's overflow waiters there is room.
- */
-static size_t after_release(struct k_heap_control *ctl, uint32_t **wake)
+size_t kheap_after_release(struct k_heap_control *ctl, uint32_t **wake)
 {
 	size_t served = 0;
 
 	if (ctl->waitq.head != 0)
-		served = kheap_serve_waiters(ctl, wake, WAKE_BATCH);
+		served = kheap_serve_waiters(ctl, wake, KHEAP_WAKE_BATCH);
 	if (ctl->process_shared)
 		kheap_shared_note_room(ctl);
 	return served;
@@ -273,7 +268,7 @@ static size_t after_release(struct k_heap_control *ctl, uint32_t **wake)
 static void free_global(struct k_heap *h, struct k_heap_control *ctl, void *mem)
 {
 	struct z_heap *z = control_heap(ctl);
-	uint32_t *wake[WAKE_BATCH];
+	uint32_t *wake[KHEAP_WAKE_BATCH];
 	size_t served = 0;
 	const char *detail;
 	enum kheap_fault fault;
@@ -284,7 +279,7 @@ static void free_global(struct k_heap *h, struct k_heap_control *ctl, void *mem)
 	fault = z_heap_check_block(z, mem, &c, &detail);
 	if (fault == 0) {
 		z_heap_free_chunk(z, c);
-		served = after_release(ctl, wake);
+		served = kheap_after_release(ctl, wake);
 		kheap_note_pressure(ctl);
 	}
 	kheap_heap_unlock(ctl);
@@ -340,7 +335,7 @@ static void abandon_wait(void *arg)
 	struct k_heap_control *ctl = abandon->ctl;
 	struct kheap_waiter *waiter = abandon->waiter;
 	struct z_heap *z = control_heap(ctl);
-	uint32_t *wake[WAKE_BATCH];
+	uint32_t *wake[KHEAP_WAKE_BATCH];
 	size_t served = 0;
 
 	if (kheap_heap_lock(ctl)) {
@@ -349,7 +344,7 @@ static void abandon_wait(void *arg)
 		forget_waiter(ctl, waiter, !was_served);
 		if (was_served) {
 			z_heap_free_chunk(z, waiter->result);
-			served = after_release(ctl, wake);
+			served = kheap_after_release(ctl, wake);
 		}
 		kheap_heap_unlock(ctl);
 		kheap_wake_served(ctl, wake, served);
@@ -558,7 +553,7 @@ void k_heap_free(struct k_heap *h, void *mem)
 void *k_heap_realloc(struct k_heap *h, void *ptr, size_t bytes, k_timeout_t timeout)
 {
 	struct k_heap_control *ctl;
-	uint32_t *wake[WAKE_BATCH];
+	uint32_t *wake[KHEAP_WAKE_BATCH];
 	size_t served = 0, old_bytes = 0;
 	const char *detail;
 	enum kheap_fault fault;
@@ -586,7 +581,7 @@ void *k_heap_realloc(struct k_heap *h, void *ptr, size_t bytes, k_timeout_t time
 		mem = z_heap_realloc_chunk(z, c, 0, bytes);
 		if (mem != NULL) {
 			kheap_tag_block(z, mem_to_chunk(z, mem), h->owner_tag);
-			served = after_release(ctl, wake);
+			served = kheap_after_release(ctl, wake);
 		}
 	}
 	kheap_heap_unlock(ctl);

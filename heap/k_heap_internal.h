@@ -312,6 +312,15 @@ int k_heap_stats_reset_max_owned(struct sys_heap *heap);
 size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t wake_cap);
 void kheap_wake_served(struct k_heap_control *ctl, uint32_t **wake, size_t count);
 
+/* Waiters one release wakes after dropping the lock (more are woken under it). */
+#define KHEAP_WAKE_BATCH 8
+
+/* Heap lock held, after memory went back to the global heap: serves the
+ * queue (wake[] has room for KHEAP_WAKE_BATCH) and tells a shared heap's
+ * waiters without a record that there is room. Returns how many to wake.
+ */
+size_t kheap_after_release(struct k_heap_control *ctl, uint32_t **wake);
+
 /* Heap lock held: records `tag` as the owner of freshly allocated block c
  * of a shared heap (a no-op for tag 0, a private heap's handle).
  */

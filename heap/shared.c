@@ -358,21 +358,11 @@ static bool wait_queue_intact(struct k_heap_control *ctl)
  * owner tag (every allocation path tags under the same lock hold): such a
  * block has an intact trailer with tag 0, and nobody else can ever free it.
  */
-static void free_unfinished_allocations(struct z_heap *z)
+static bool unfinished_allocation(struct z_heap *z, chunkid_t c, void *arg)
 {
-	for (chunkid_t c = first_block_chunk(z); c < z->end_chunk;) {
-		chunkid_t left = left_chunk(z, c);
-		bool merges_left = !chunk_used(z, left);
-
-		if (c == z->owner_control || !chunk_used(z, c) || chunk_cached(z, c) ||
-		    !z_heap_trailer_intact(z, c, NULL) || z_heap_trailer_tag(z, c) != 0) {
-			c += chunk_size(z, c);
-			continue;
-		}
-		z_heap_free_chunk(z, c);
-		c = merges_left ? left : c;
-		c += chunk_size(z, c);
-	}
+	(void)arg;
+	return c != z->owner_control && !chunk_cached(z, c) && z_heap_trailer_intact(z, c, NULL) &&
+	       z_heap_trailer_tag(z, c) == 0;
 }
 
 /* Re-queues every record still waiting; arrival order is not recoverable. */
@@ -403,7 +393,7 @@ static bool recover_heap(struct k_heap_control *ctl)
 
 	if (!z_heap_rebuild(z, &why))
 		return false;
-	free_unfinished_allocations(z);
+	z_heap_free_where(z, unfinished_allocation, NULL, NULL);
 	rebuild_wait_queue(ctl);
 	kheap_note_pressure(ctl);
 	return z_heap_check_invariants(z, &totals, &why) && wait_queue_intact(ctl);
@@ -818,14 +808,20 @@ static void collect_dead(struct k_heap_control *ctl, struct reclaim_request *req
 	}
 }
 
+static bool owned_by_request(struct z_heap *z, chunkid_t c, void *arg)
+{
+	return c != z->owner_control && !chunk_cached(z, c) &&
+	       wanted(arg, z_heap_trailer_tag(z, c));
+}
+
 static int reclaim_quiesced(struct k_heap *h, struct k_heap_control *ctl, void *arg)
 {
 	struct reclaim_request *req = arg;
 	struct shared_header *hdr = header_of(ctl);
 	struct z_heap *z = control_heap(ctl);
 	uintptr_t base = (uintptr_t)hdr;
-	uint32_t *wake[8];
-	size_t served = 0;
+	uint32_t *wake[KHEAP_WAKE_BATCH];
+	size_t served;
 
 	(void)h;
 	if (req->find_dead)
@@ -845,29 +841,8 @@ static int reclaim_quiesced(struct k_heap *h, struct k_heap_control *ctl, void *
 		w->in_use = 0;
 		req->result.waiters++;
 	}
-	for (chunkid_t c = first_block_chunk(z); c < z->end_chunk;) {
-		chunkid_t left, start;
-		bool merges_left;
-
-		if (c == z->owner_control || !chunk_used(z, c) || chunk_cached(z, c) ||
-		    !wanted(req, z_heap_trailer_tag(z, c))) {
-			c += chunk_size(z, c);
-			continue;
-		}
-		left = left_chunk(z, c);
-		merges_left = !chunk_used(z, left);
-		req->result.blocks++;
-		req->result.bytes += chunksz_to_bytes(z, chunk_size(z, c));
-		z_heap_free_chunk(z, c);
-		/* Freeing merged c with its free neighbours: go on after the
-		 * chunk that now holds it.
-		 */
-		start = merges_left ? left : c;
-		c = start + chunk_size(z, start);
-	}
-	if (ctl->waitq.head != 0)
-		served = kheap_serve_waiters(ctl, wake, sizeof(wake) / sizeof(wake[0]));
-	kheap_shared_note_room(ctl);
+	req->result.blocks += z_heap_free_where(z, owned_by_request, req, &req->result.bytes);
+	served = kheap_after_release(ctl, wake);
 	kheap_note_pressure(ctl);
 	kheap_wake_served(ctl, wake, served);
 	return 0;

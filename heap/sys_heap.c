@@ -353,6 +353,34 @@ bool z_heap_rebuild(struct z_heap *h, const char **why)
 	return true;
 }
 
+size_t z_heap_free_where(struct z_heap *h, bool (*match)(struct z_heap *h, chunkid_t c, void *arg),
+			 void *arg, size_t *bytes)
+{
+	size_t freed = 0;
+
+	for (chunkid_t c = first_block_chunk(h); c < h->end_chunk;) {
+		chunkid_t left = left_chunk(h, c);
+		bool merges_left = !chunk_used(h, left);
+
+		if (!chunk_used(h, c) || !match(h, c, arg)) {
+			c += chunk_size(h, c);
+			continue;
+		}
+		freed++;
+		if (bytes != NULL)
+			*bytes += chunksz_to_bytes(h, chunk_size(h, c));
+		if (chunk_cached(h, c))
+			z_heap_mark_uncached(h, c);
+		z_heap_free_chunk(h, c);
+		/* c merged with its free neighbours: go on after the chunk that
+		 * holds it now.
+		 */
+		c = merges_left ? left : c;
+		c += chunk_size(h, c);
+	}
+	return freed;
+}
+
 size_t z_heap_largest_free_bytes(const struct z_heap *h)
 {
 	uint32_t largest = 0;
