@@ -590,6 +590,47 @@ class SharedHeapTest : public ::testing::Test
 	struct k_heap heap_ = {};
 	bool attached_ = false;
 	struct sys_memory_stats initial_ = {};
+
+	/*
+	 * A process holding `lost_count` blocks dies after `hold_command` left it
+	 * holding the heap lock with the heap recoverable. The next process to lock
+	 * the heap repairs it and goes on; reclaiming the dead process then finds
+	 * exactly the blocks it had finished allocating (a half-allocated chunk went
+	 * back to the heap untagged), and a newcomer can still attach.
+	 */
+	void ExpectRecoveryAfterDeath(const char *hold_command, size_t lost_count)
+	{
+		struct k_heap *heap = &heap_;
+		auto victim = Start(0);
+		auto survivor = Start(1);
+		std::vector<Block> lost = victim->Alloc(lost_count, 300);
+		ASSERT_EQ(lost_count, lost.size());
+		EXPECT_EQ("held", victim->Call(hold_command));
+		victim->Kill();
+
+		std::vector<Block> after = survivor->Alloc(1, kUncachedBytes);
+		EXPECT_EQ(1u, after.size()) << "the surviving process could not allocate";
+		survivor->ExpectNoFaults();
+		void *mine = k_heap_alloc(heap, kUncachedBytes, K_NO_WAIT);
+		EXPECT_NE(nullptr, mine);
+		EXPECT_TRUE(sys_heap_validate(&heap->heap));
+		ExpectNoFaults();
+
+		size_t held = Stats(heap).allocated_bytes;
+		struct k_heap_reclaimed out = {};
+		ASSERT_EQ(0, k_heap_reclaim_dead(heap, &out));
+		EXPECT_EQ(1u, out.processes);
+		ExpectReclaimed(out, lost, held);
+
+		k_heap_free(heap, mine);
+		EXPECT_EQ("ok", survivor->Call("free" + OffsetList(OffsetsOf(after))));
+		auto newcomer = Start(2);
+		EXPECT_EQ(0, newcomer->attach_rc());
+		ExpectAllAgree({survivor.get(), newcomer.get()});
+		survivor->Exit();
+		newcomer->Exit();
+		ExpectEmptyHeap();
+	}
 };
 
 /* ---- formatting and attaching ---- */
@@ -1206,72 +1247,14 @@ TEST_F(SharedHeapTest, DeathHoldingTheHeapLockIsRecovered)
 {
 	SKIP_WITHOUT_ROBUST_LOCKS();
 	ASSERT_TRUE(Format(kLargeRegion));
-	auto victim = Start(0);
-	auto survivor = Start(1);
-	std::vector<Block> lost = victim->Alloc(3, 300);
-	ASSERT_EQ(3u, lost.size());
-	EXPECT_EQ("held", victim->Call("hold heap"));
-	victim->Kill();
-
-	/* The next process to lock the heap finds it consistent and goes on. */
-	std::vector<Block> after = survivor->Alloc(1, kUncachedBytes);
-	EXPECT_EQ(1u, after.size()) << "the surviving process could not allocate";
-	survivor->ExpectNoFaults();
-	void *mine = k_heap_alloc(&heap_, kUncachedBytes, K_NO_WAIT);
-	EXPECT_NE(nullptr, mine);
-	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
-	ExpectNoFaults();
-
-	size_t held = Stats(&heap_).allocated_bytes;
-	struct k_heap_reclaimed out = {};
-	ASSERT_EQ(0, k_heap_reclaim_dead(&heap_, &out));
-	EXPECT_EQ(1u, out.processes);
-	ExpectReclaimed(out, lost, held);
-
-	k_heap_free(&heap_, mine);
-	EXPECT_EQ("ok", survivor->Call("free" + OffsetList(OffsetsOf(after))));
-	auto newcomer = Start(2);
-	EXPECT_EQ(0, newcomer->attach_rc());
-	ExpectAllAgree({survivor.get(), newcomer.get()});
-	survivor->Exit();
-	newcomer->Exit();
-	ExpectEmptyHeap();
+	ExpectRecoveryAfterDeath("hold heap", 3);
 }
 
 TEST_F(SharedHeapTest, DeathInTheMiddleOfAnAllocationIsRepaired)
 {
 	SKIP_WITHOUT_ROBUST_LOCKS();
 	ASSERT_TRUE(Format(kLargeRegion));
-	auto victim = Start(0);
-	auto survivor = Start(1);
-	std::vector<Block> lost = victim->Alloc(2, 300);
-	ASSERT_EQ(2u, lost.size());
-	EXPECT_EQ("held", victim->Call("hold mid_alloc"));
-	victim->Kill();
-
-	/* The next process to lock the heap repairs it and goes on. */
-	std::vector<Block> after = survivor->Alloc(1, kUncachedBytes);
-	EXPECT_EQ(1u, after.size()) << "the surviving process could not allocate";
-	survivor->ExpectNoFaults();
-	void *mine = k_heap_alloc(&heap_, kUncachedBytes, K_NO_WAIT);
-	EXPECT_NE(nullptr, mine);
-	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
-	ExpectNoFaults();
-
-	/* The half-allocated chunk went back to the heap, untagged: reclaiming
-	 * the dead process finds only the blocks it had finished allocating.
-	 */
-	size_t held = Stats(&heap_).allocated_bytes;
-	struct k_heap_reclaimed out = {};
-	ASSERT_EQ(0, k_heap_reclaim_dead(&heap_, &out));
-	EXPECT_EQ(1u, out.processes);
-	ExpectReclaimed(out, lost, held);
-
-	k_heap_free(&heap_, mine);
-	EXPECT_EQ("ok", survivor->Call("free" + OffsetList(OffsetsOf(after))));
-	ExpectAllAgree({survivor.get()});
-	survivor->Exit();
-	ExpectEmptyHeap();
+	ExpectRecoveryAfterDeath("hold mid_alloc", 2);
 }
 
 TEST_F(SharedHeapTest, DeathInTheMiddleOfAnUpdateBreaksTheHeapEverywhere)
