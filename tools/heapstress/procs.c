@@ -1072,20 +1072,11 @@ static void hs_procs_run(struct hs_runner *r)
 {
 	struct hs_procs *pr = r->procs;
 	const struct hs_options *opt = r->opt;
-	uint64_t interval = HS_NS_PER_S / 10, vinterval, next_sample, next_validate, deadline;
-	uint64_t now, wake;
-	unsigned int what;
+	struct hs_clock clock;
+	uint64_t now, wake, due;
 	uint32_t seen;
 
-	if (opt->ops == 0 && opt->duration_s > 30) {
-		interval = (uint64_t)(opt->duration_s * 1e9 / 300);
-	}
-	vinterval = (uint64_t)(opt->validate_interval_s * 1e9);
-	now = r->start_ns;
-	r->prev_sample_ns = now;
-	next_sample = now + interval;
-	next_validate = vinterval ? now + vinterval : UINT64_MAX;
-	deadline = opt->ops == 0 ? now + (uint64_t)(opt->duration_s * 1e9) : UINT64_MAX;
+	hs_clock_start(r, &clock);
 	for (;;) {
 		seen = atomic_load(&pr->area->event);
 		hs_reap(r);
@@ -1098,26 +1089,13 @@ static void hs_procs_run(struct hs_runner *r)
 			hs_kill_victim(r);
 			continue;
 		}
-		if (now >= deadline || hs_all_finished(r)) {
+		if (now >= clock.deadline || hs_all_finished(r)) {
 			break;
 		}
-		what = (now >= next_sample ? HS_OBSERVE_SAMPLE : 0) |
-		       (now >= next_validate ? HS_OBSERVE_VALIDATE : 0);
-		if (what != 0) {
-			hs_observe(r, what);
-		}
-		if (what & HS_OBSERVE_SAMPLE) {
-			hs_record_sample(r, now, true);
-			next_sample =
-			    next_sample + interval > now ? next_sample + interval : now + interval;
-		}
-		if (what & HS_OBSERVE_VALIDATE) {
-			next_validate = now + vinterval;
-		}
+		hs_clock_tick(r, &clock, now);
 		wake = now + HS_POLL_NS;
-		wake = next_sample < wake ? next_sample : wake;
-		wake = next_validate < wake ? next_validate : wake;
-		wake = deadline < wake ? deadline : wake;
+		due = hs_clock_next(&clock);
+		wake = due < wake ? due : wake;
 		hs_word_wait(&pr->area->event, seen, wake);
 	}
 	r->end_ns = hs_now_ns();

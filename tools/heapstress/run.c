@@ -547,34 +547,62 @@ void hs_record_sample(struct hs_runner *r, uint64_t now, bool show)
 	}
 }
 
-static uint64_t hs_min3(uint64_t a, uint64_t b, uint64_t c)
+void hs_clock_start(struct hs_runner *r, struct hs_clock *clock)
 {
-	uint64_t m = a < b ? a : b;
+	const struct hs_options *opt = r->opt;
+	uint64_t now = r->start_ns;
 
-	return m < c ? m : c;
+	clock->interval = HS_NS_PER_S / 10;
+	if (opt->ops == 0 && opt->duration_s > 30) {
+		clock->interval = (uint64_t)(opt->duration_s * 1e9 / 300);
+	}
+	clock->vinterval = (uint64_t)(opt->validate_interval_s * 1e9);
+	r->prev_sample_ns = now;
+	clock->next_sample = now + clock->interval;
+	clock->next_validate = clock->vinterval ? now + clock->vinterval : UINT64_MAX;
+	clock->deadline = opt->ops == 0 ? now + (uint64_t)(opt->duration_s * 1e9) : UINT64_MAX;
+}
+
+uint64_t hs_clock_next(const struct hs_clock *clock)
+{
+	uint64_t m =
+	    clock->next_sample < clock->next_validate ? clock->next_sample : clock->next_validate;
+
+	return m < clock->deadline ? m : clock->deadline;
+}
+
+void hs_clock_tick(struct hs_runner *r, struct hs_clock *clock, uint64_t now)
+{
+	unsigned int what = (now >= clock->next_sample ? HS_OBSERVE_SAMPLE : 0) |
+			    (now >= clock->next_validate ? HS_OBSERVE_VALIDATE : 0);
+
+	if (what == 0) {
+		return;
+	}
+	hs_observe(r, what);
+	if (what & HS_OBSERVE_SAMPLE) {
+		hs_record_sample(r, now, true);
+		clock->next_sample = clock->next_sample + clock->interval > now
+					 ? clock->next_sample + clock->interval
+					 : now + clock->interval;
+	}
+	if (what & HS_OBSERVE_VALIDATE) {
+		clock->next_validate = now + clock->vinterval;
+	}
 }
 
 /* Phase 2: sample, report progress and validate until the run should stop. */
 static void hs_drive(struct hs_runner *r)
 {
 	const struct hs_options *opt = r->opt;
-	uint64_t interval, vinterval, next_sample, next_validate, deadline, now, wake;
+	struct hs_clock clock;
+	uint64_t now, wake;
 	struct timespec until;
-	unsigned int what;
 	bool finished;
 
-	interval = HS_NS_PER_S / 10;
-	if (opt->ops == 0 && opt->duration_s > 30) {
-		interval = (uint64_t)(opt->duration_s * 1e9 / 300);
-	}
-	vinterval = (uint64_t)(opt->validate_interval_s * 1e9);
-	now = r->start_ns;
-	r->prev_sample_ns = now;
-	next_sample = now + interval;
-	next_validate = vinterval ? now + vinterval : UINT64_MAX;
-	deadline = opt->ops == 0 ? now + (uint64_t)(opt->duration_s * 1e9) : UINT64_MAX;
+	hs_clock_start(r, &clock);
 	for (;;) {
-		wake = hs_min3(next_sample, next_validate, deadline);
+		wake = hs_clock_next(&clock);
 		until = hs_abs_time(wake);
 		pthread_mutex_lock(&r->lock);
 		while (!r->stop_requested && r->workers_finished < opt->threads &&
@@ -584,23 +612,10 @@ static void hs_drive(struct hs_runner *r)
 		finished = r->stop_requested || r->workers_finished == opt->threads;
 		pthread_mutex_unlock(&r->lock);
 		now = hs_now_ns();
-		if (finished || now >= deadline) {
+		if (finished || now >= clock.deadline) {
 			break;
 		}
-		what = (now >= next_sample ? HS_OBSERVE_SAMPLE : 0) |
-		       (now >= next_validate ? HS_OBSERVE_VALIDATE : 0);
-		if (what == 0) {
-			continue;
-		}
-		hs_observe(r, what);
-		if (what & HS_OBSERVE_SAMPLE) {
-			hs_record_sample(r, now, true);
-			next_sample =
-			    next_sample + interval > now ? next_sample + interval : now + interval;
-		}
-		if (what & HS_OBSERVE_VALIDATE) {
-			next_validate = now + vinterval;
-		}
+		hs_clock_tick(r, &clock, now);
 	}
 	atomic_store(&r->shared.stop, true);
 	r->end_ns = hs_now_ns();

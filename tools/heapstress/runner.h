@@ -129,6 +129,19 @@ int hs_start_threads(struct hs_runner *r);
 /* Observes the heap (stats, validation), through the only worker when delegating. */
 void hs_observe(struct hs_runner *r, unsigned int what);
 
+/* When the driving thread next samples, validates, and stops (run.c). */
+struct hs_clock {
+	uint64_t interval, vinterval;
+	uint64_t next_sample, next_validate, deadline;
+};
+
+/* Starts the clock at r->start_ns from the options. */
+void hs_clock_start(struct hs_runner *r, struct hs_clock *clock);
+/* The earliest of the next sample, validation and the deadline. */
+uint64_t hs_clock_next(const struct hs_clock *clock);
+/* Samples and validates as far as they are due at `now`. */
+void hs_clock_tick(struct hs_runner *r, struct hs_clock *clock, uint64_t now);
+
 /* Records a sample from the latest observation and every thread's counters. */
 void hs_record_sample(struct hs_runner *r, uint64_t now, bool show);
 
