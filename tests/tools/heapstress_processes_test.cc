@@ -16,6 +16,7 @@ namespace
 {
 
 using heapstress_test::ExpectConsistent;
+using heapstress_test::ExpectUsageError;
 using heapstress_test::Json;
 using heapstress_test::RunForJson;
 using heapstress_test::RunResult;
@@ -151,16 +152,8 @@ TEST(HeapstressProcesses, BadUsageExitsTwoWithOneLine)
 	    {"--processes", "2", "--heap-size", "64K", "--sizes", "8-256"},
 	    {"--processes", "63", "--threads", "64"},
 	};
-	for (const auto &args : bad) {
-		RunResult r = RunTool(args);
-		SCOPED_TRACE(r.command);
-
-		EXPECT_EQ(r.status, 2);
-		EXPECT_EQ(r.err.rfind("heapstress: ", 0), 0u) << r.err;
-		EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
-		EXPECT_NE(r.err.find("--help"), std::string::npos) << r.err;
-		EXPECT_TRUE(r.out.empty()) << r.out;
-	}
+	for (const auto &args : bad)
+		ExpectUsageError(args);
 	RunResult help = RunTool({"--help"});
 	EXPECT_EQ(help.status, 0);
 	EXPECT_NE(help.out.find("--processes N"), std::string::npos);

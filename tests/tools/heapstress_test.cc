@@ -20,6 +20,7 @@ namespace
 {
 
 using heapstress_test::ExpectConsistent;
+using heapstress_test::ExpectUsageError;
 using heapstress_test::Json;
 using heapstress_test::kNoStorm;
 using heapstress_test::ReadFile;
@@ -150,16 +151,8 @@ TEST(Heapstress, BadUsageExitsTwoWithOneLine)
 	    {"--workload", "chaos"}, {"--json", "/nonexistent-dir/report.json"},
 	    {"--heap-size", "200G"},
 	};
-	for (const auto &args : bad) {
-		RunResult r = RunTool(args);
-		SCOPED_TRACE(r.command);
-
-		EXPECT_EQ(r.status, 2);
-		EXPECT_EQ(r.err.rfind("heapstress: ", 0), 0u) << r.err;
-		EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
-		EXPECT_NE(r.err.find("--help"), std::string::npos) << r.err;
-		EXPECT_TRUE(r.out.empty()) << r.out;
-	}
+	for (const auto &args : bad)
+		ExpectUsageError(args);
 	RunResult help = RunTool({"--help"});
 	EXPECT_EQ(help.status, 0);
 	EXPECT_NE(help.out.find("Usage: heapstress"), std::string::npos);

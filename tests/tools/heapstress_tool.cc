@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -235,6 +236,18 @@ RunResult RunTool(const std::vector<std::string> &args)
 	r.out = ReadFile(out_path);
 	r.err = ReadFile(err_path);
 	return r;
+}
+
+void ExpectUsageError(const std::vector<std::string> &args)
+{
+	RunResult r = RunTool(args);
+	SCOPED_TRACE(r.command);
+
+	EXPECT_EQ(r.status, 2);
+	EXPECT_EQ(r.err.rfind("heapstress: ", 0), 0u) << r.err;
+	EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+	EXPECT_NE(r.err.find("--help"), std::string::npos) << r.err;
+	EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
 Json RunForJson(std::vector<std::string> args, const std::string &name, RunResult *result)

@@ -58,6 +58,10 @@ struct RunResult {
 // Runs heapstress with `args`, stdout and stderr captured in files.
 RunResult RunTool(const std::vector<std::string> &args);
 
+// Runs the tool with `args` and expects bad usage: exit 2, nothing on stdout,
+// and on stderr one "heapstress: " line plus one pointing at --help.
+void ExpectUsageError(const std::vector<std::string> &args);
+
 // Runs heapstress with `args` and --json, and returns the parsed report.
 Json RunForJson(std::vector<std::string> args, const std::string &name, RunResult *result);
 
