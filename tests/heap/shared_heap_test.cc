@@ -631,6 +631,37 @@ class SharedHeapTest : public ::testing::Test
 		newcomer->Exit();
 		ExpectEmptyHeap();
 	}
+
+	/*
+	 * A child pinned to `cpu` allocates six 64-byte blocks, keeps two
+	 * (*lost) and frees four into that CPU's cache, then runs `hold` on
+	 * the cache of `cpu` and is killed holding its lock.
+	 */
+	void KillCacheLockHolder(int cpu, const std::string &hold, std::vector<Block> *lost)
+	{
+		auto victim = Start(0);
+		EXPECT_EQ("ok", victim->Call("pin " + std::to_string(cpu)));
+		std::vector<Block> blocks = victim->Alloc(6, 64);
+		ASSERT_EQ(6u, blocks.size());
+		lost->assign(blocks.begin(), blocks.begin() + 2);
+		std::vector<Block> cached(blocks.begin() + 2, blocks.end());
+		EXPECT_EQ("ok", victim->Call("free" + OffsetList(OffsetsOf(cached))));
+		ASSERT_GT(Stats(&heap_).cached_bytes, 0u) << "nothing parked in the caches";
+		ASSERT_EQ("held", victim->Call(hold + " " + std::to_string(cpu)));
+		victim->Kill();
+	}
+
+	/* 64 allocations and frees from `cpu`, every one served. */
+	void ChurnOnCpu(int cpu)
+	{
+		OnCpu(cpu, [&] {
+			for (int i = 0; i < 64; i++) {
+				void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
+				ASSERT_NE(nullptr, mem) << "allocation " << i << " on CPU " << cpu;
+				k_heap_free(&heap_, mem);
+			}
+		});
+	}
 };
 
 /* ---- formatting and attaching ---- */
@@ -1323,25 +1354,12 @@ TEST_F(SharedHeapTest, DeathHoldingACacheLockIsRecovered)
 	int cpu = CachedCpu(&heap_);
 	ASSERT_GE(cpu, 0) << "no CPU of this process has a cache in a " << kLargeRegion / 1024
 			  << " KiB heap";
-	auto victim = Start(0);
-	EXPECT_EQ("ok", victim->Call("pin " + std::to_string(cpu)));
-	std::vector<Block> blocks = victim->Alloc(6, 64);
-	ASSERT_EQ(6u, blocks.size());
-	std::vector<Block> lost(blocks.begin(), blocks.begin() + 2);
-	std::vector<Block> cached(blocks.begin() + 2, blocks.end());
-	EXPECT_EQ("ok", victim->Call("free" + OffsetList(OffsetsOf(cached))));
 	struct k_heap_counters before = Counters(&heap_);
-	EXPECT_EQ("held", victim->Call("hold cache " + std::to_string(cpu)));
-	victim->Kill();
+	std::vector<Block> lost;
+	ASSERT_NO_FATAL_FAILURE(KillCacheLockHolder(cpu, "hold cache", &lost));
 
 	/* The next user of that CPU's cache recovers its lock and uses it. */
-	OnCpu(cpu, [&] {
-		for (int i = 0; i < 64; i++) {
-			void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
-			ASSERT_NE(nullptr, mem) << "allocation " << i << " on CPU " << cpu;
-			k_heap_free(&heap_, mem);
-		}
-	});
+	ChurnOnCpu(cpu);
 	ExpectNoFaults();
 	EXPECT_GT(Counters(&heap_).cache_hits, before.cache_hits)
 	    << "the cache of CPU " << cpu << " was not used again";
@@ -1362,24 +1380,9 @@ TEST_F(SharedHeapTest, DeathInTheMiddleOfACachePopIsUndone)
 	int cpu = CachedCpu(&heap_);
 	ASSERT_GE(cpu, 0) << "no CPU of this process has a cache in a " << kLargeRegion / 1024
 			  << " KiB heap";
-	auto victim = Start(0);
-	EXPECT_EQ("ok", victim->Call("pin " + std::to_string(cpu)));
-	std::vector<Block> blocks = victim->Alloc(6, 64);
-	ASSERT_EQ(6u, blocks.size());
-	std::vector<Block> lost(blocks.begin(), blocks.begin() + 2);
-	std::vector<Block> cached(blocks.begin() + 2, blocks.end());
-	EXPECT_EQ("ok", victim->Call("free" + OffsetList(OffsetsOf(cached))));
-	ASSERT_GT(Stats(&heap_).cached_bytes, 0u) << "nothing parked in the caches to pop";
-	ASSERT_EQ("held", victim->Call("hold mid_pop " + std::to_string(cpu)));
-	victim->Kill();
-
-	OnCpu(cpu, [&] {
-		for (int i = 0; i < 64; i++) {
-			void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
-			ASSERT_NE(nullptr, mem) << "allocation " << i << " on CPU " << cpu;
-			k_heap_free(&heap_, mem);
-		}
-	});
+	std::vector<Block> lost;
+	ASSERT_NO_FATAL_FAILURE(KillCacheLockHolder(cpu, "hold mid_pop", &lost));
+	ChurnOnCpu(cpu);
 	ExpectNoFaults();
 	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
 
