@@ -88,7 +88,7 @@ struct k_heap_counters {
 
 #define KHEAP_STATIC_INITIALIZER(region, bytes, percent)                                           \
 	{                                                                                          \
-		{NULL, (region), (bytes)}, 0, (percent), NULL                                      \
+		{NULL, (region), (bytes)}, 0, (percent), NULL, 0, NULL                             \
 	}
 
 /*
