@@ -478,6 +478,7 @@ static bool empty_abandoned_cache(struct k_heap_control *ctl, struct kheap_cpu_c
 	z_heap_free_where(z, parked_by_cpu, &cache->cpu, NULL);
 	memset(cache->classes, 0, sizeof(cache->classes));
 	cache->cached_bytes = 0;
+	kheap_shared_note_recovery(ctl);
 	served = kheap_after_release(ctl, wake);
 	kheap_note_pressure(ctl);
 	kheap_heap_unlock(ctl);

@@ -750,6 +750,8 @@ static int fill_counters(struct k_heap *h, struct k_heap_control *ctl, void *arg
 	counters->waits = ctl->waits;
 	counters->handoffs = ctl->handoffs;
 	counters->timeouts = ctl->timeouts;
+	if (ctl->process_shared)
+		counters->recoveries = kheap_shared_recoveries(ctl);
 	return 0;
 }
 

@@ -369,6 +369,9 @@ void kheap_shared_room_end(struct k_heap_control *ctl);
 bool kheap_shared_room_wait(struct k_heap_control *ctl, uint32_t seen,
 			    const struct timespec *deadline);
 bool kheap_shared_check(struct k_heap_control *ctl, const char **why);
+uint64_t kheap_shared_recoveries(struct k_heap_control *ctl);
+/* Heap lock held: counts one more lock taken over and repaired. */
+void kheap_shared_note_recovery(struct k_heap_control *ctl);
 
 /*
  * Fork support (fork.c), for pthread_atfork handlers of a process that keeps

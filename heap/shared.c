@@ -433,7 +433,7 @@ static bool lock_region(struct k_heap_control *ctl, bool report)
 	rc = pthread_mutex_lock(&ctl->shared_lock);
 	if (rc == EOWNERDEAD) {
 		if (recover_heap(ctl))
-			hdr->recoveries++;
+			kheap_shared_note_recovery(ctl);
 		else
 			mark_broken(hdr);
 		pthread_mutex_consistent(&ctl->shared_lock);
@@ -879,6 +879,17 @@ int k_heap_reclaim_dead(struct k_heap *h, struct k_heap_reclaimed *out)
 	memset(&req, 0, sizeof(req));
 	req.find_dead = true;
 	return run_reclaim(h, &req, out);
+}
+
+void kheap_shared_note_recovery(struct k_heap_control *ctl)
+{
+	header_of(ctl)->recoveries++;
+}
+
+/* Quiesced: heap and cache locks taken over from dead holders. */
+uint64_t kheap_shared_recoveries(struct k_heap_control *ctl)
+{
+	return header_of(ctl)->recoveries;
 }
 
 /* Quiesced, for validate: the region's own bookkeeping. */

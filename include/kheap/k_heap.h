@@ -84,6 +84,10 @@ struct k_heap_counters {
 	uint64_t waits;
 	uint64_t handoffs;
 	uint64_t timeouts;
+	/* Shared heaps: locks taken over from a process that died holding
+	 * them, after which the heap was repaired and went on.
+	 */
+	uint64_t recoveries;
 };
 
 #define KHEAP_STATIC_INITIALIZER(region, bytes, percent)                                           \

@@ -615,6 +615,8 @@ class SharedHeapTest : public ::testing::Test
 		EXPECT_NE(nullptr, mine);
 		EXPECT_TRUE(sys_heap_validate(&heap->heap));
 		ExpectNoFaults();
+		EXPECT_EQ(1u, Counters(heap).recoveries)
+		    << "the lock was not counted as taken over";
 
 		size_t held = Stats(heap).allocated_bytes;
 		struct k_heap_reclaimed out = {};
@@ -1363,6 +1365,8 @@ TEST_F(SharedHeapTest, DeathHoldingACacheLockIsRecovered)
 	ExpectNoFaults();
 	EXPECT_GT(Counters(&heap_).cache_hits, before.cache_hits)
 	    << "the cache of CPU " << cpu << " was not used again";
+	EXPECT_EQ(before.recoveries + 1, Counters(&heap_).recoveries)
+	    << "the cache lock was not counted as taken over";
 	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
 
 	size_t held = Stats(&heap_).allocated_bytes;
