@@ -705,9 +705,14 @@ static int set_hardening_quiesced(struct k_heap *h, struct k_heap_control *ctl, 
 	/* Cached blocks were laid out for the old level: return them all. */
 	kheap_cache_release_all_locked(ctl);
 	z->hardening = level;
-	kheap_cache_configure(ctl);
-	if (level == SYS_HEAP_HARDENING_EXTREME)
+	if (level == SYS_HEAP_HARDENING_EXTREME) {
+		/* No class left: the cache paths of every handle, other
+		 * processes' included, decline from now on.
+		 */
+		ctl->max_class_units = 0;
 		kheap_store_release_uint(&h->cache_percent, 0);
+	}
+	kheap_cache_configure(ctl);
 	return 0;
 }
 

@@ -118,8 +118,9 @@ struct kheap_cpu_cache {
 } __attribute__((aligned(KHEAP_CACHE_LINE)));
 
 struct k_heap_control {
-	/* Line 0: set at init, read-only afterwards (hit_header_bytes also
-	 * changes with the hardening level, under every lock).
+	/* Line 0: set at init, read-only afterwards (hit_header_bytes, and
+	 * max_class_units when EXTREME turns the caches off, change with the
+	 * hardening level, under every lock).
 	 */
 	/* This block's chunk id: the z_heap sits control_chunk units below. */
 	uint32_t control_chunk;

@@ -1150,6 +1150,32 @@ TEST_F(SharedHeapTest, BlockedAllocationIsServedByAnotherProcess)
 	ExpectEmptyHeap();
 }
 
+/* EXTREME turns the caches off for every handle of the heap, not only the
+ * one that set it: a second attachment stops caching too.
+ */
+TEST_F(SharedHeapTest, ExtremeHardeningTurnsCachesOffForEveryHandle)
+{
+	ASSERT_TRUE(Format(kLargeRegion));
+	ASSERT_GT(kheap_testing_cache_count(&heap_), 0u);
+	struct k_heap other;
+	ASSERT_EQ(0, k_heap_attach(&other, region_->mem(), kLargeRegion));
+	void *warm = k_heap_alloc(&other, 64, K_NO_WAIT);
+	ASSERT_NE(nullptr, warm);
+	k_heap_free(&other, warm);
+	k_heap_drain_caches(&heap_);
+
+	ASSERT_EQ(0, k_heap_set_hardening(&heap_, SYS_HEAP_HARDENING_EXTREME));
+	struct k_heap_counters before = Counters(&heap_);
+	for (int i = 0; i < 32; i++) {
+		void *mem = k_heap_alloc(&other, 64, K_NO_WAIT);
+		ASSERT_NE(nullptr, mem);
+		k_heap_free(&other, mem);
+	}
+	EXPECT_EQ(0u, Stats(&heap_).cached_bytes) << "a handle kept caching under EXTREME";
+	EXPECT_EQ(before.cache_hits, Counters(&heap_).cache_hits);
+	EXPECT_EQ(0, k_heap_detach(&other));
+}
+
 TEST_F(SharedHeapTest, DetachIsRefusedWhileAThreadWaits)
 {
 	ASSERT_TRUE(Format(kSmallRegion));
