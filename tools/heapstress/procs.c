@@ -84,8 +84,10 @@
 #define HS_POLL_NS	  (HS_NS_PER_S / 50)
 #define HS_RELAY_WAIT_MS  5000
 #define HS_RELAY_PAUSE_NS 50000
-#define HS_PROC_MESSAGES  4
-#define HS_AREA_ALIGN	  64
+/* The relay filler's smallest piece: past the cache sizes, so it comes from the global heap. */
+#define HS_RELAY_CRUMB	 (2 * KHEAP_CACHE_MAX_BYTES)
+#define HS_PROC_MESSAGES 4
+#define HS_AREA_ALIGN	 64
 
 enum hs_phase {
 	HS_PHASE_SETUP,
@@ -436,14 +438,23 @@ static void hs_relay_pause(void)
 	nanosleep(&pause, NULL);
 }
 
-/* The filler's part of a step: fill, free one block once the waiter is queued, then the rest. */
+/*
+ * The filler's part of a step: fill, free one block once the waiter is
+ * queued, then the rest.
+ *
+ * The fill goes on with halving sizes after the relay-size blocks run out,
+ * down to HS_RELAY_CRUMB bytes, so the only free chunk the waiter can use is
+ * the one the filler frees. Left over, a few free pieces just short of the
+ * waiter's size would sit in the same size bucket as that chunk, and the
+ * heap's bounded search (Z_HEAP_BUCKET_TRIES of a bucket) could miss it.
+ */
 static void hs_relay_fill(struct hs_runner *c, uint32_t step)
 {
 	struct hs_procs *pr = c->procs;
 	struct hs_area *a = pr->area;
 	struct hs_relay_step *rs = &a->relay[step - 1];
-	size_t size = (size_t)a->relay_block;
-	size_t cap = c->opt->heap_size / size + 1, n = 0, i;
+	size_t size = (size_t)a->relay_block, piece;
+	size_t cap = c->opt->heap_size / HS_RELAY_CRUMB + 1, n = 0, filled, i;
 	void **blocks = malloc(cap * sizeof(*blocks));
 	uint64_t deadline;
 	void *p;
@@ -455,9 +466,15 @@ static void hs_relay_fill(struct hs_runner *c, uint32_t step)
 	while (n < cap && (p = k_heap_alloc(&c->heap, size, K_NO_WAIT)) != NULL) {
 		blocks[n++] = p;
 	}
-	rs->filled_blocks = (uint32_t)n;
+	filled = n;
+	for (piece = size / 2; piece >= HS_RELAY_CRUMB && n < cap; piece /= 2) {
+		while (n < cap && (p = k_heap_alloc(&c->heap, piece, K_NO_WAIT)) != NULL) {
+			blocks[n++] = p;
+		}
+	}
+	rs->filled_blocks = (uint32_t)filled;
 	rs->filler_owner_ok =
-	    n > 0 && k_heap_block_owner(&c->heap, blocks[0]) == k_heap_owner_tag(&c->heap);
+	    filled > 0 && k_heap_block_owner(&c->heap, blocks[0]) == k_heap_owner_tag(&c->heap);
 	hs_word_set(&a->relay_filled, step);
 	if (hs_relay_reach(pr, &a->relay_waiting, step)) {
 		deadline = hs_now_ns() + (uint64_t)HS_RELAY_WAIT_MS * 1000000u;
@@ -467,11 +484,11 @@ static void hs_relay_fill(struct hs_runner *c, uint32_t step)
 		}
 		rs->waiter_seen = k_heap_waiter_count(&c->heap) > 0;
 	}
-	if (n > 0) {
+	if (filled > 0) {
 		k_heap_free(&c->heap, blocks[0]);
 	}
 	hs_relay_reach(pr, &a->relay_served, step);
-	for (i = 1; i < n; i++) {
+	for (i = filled > 0 ? 1 : 0; i < n; i++) {
 		k_heap_free(&c->heap, blocks[i]);
 	}
 	free(blocks);
