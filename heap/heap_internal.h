@@ -138,6 +138,14 @@ enum kheap_fault z_heap_check_cached_block(const struct z_heap *h, chunkid_t c,
 /* Core operations on a formatted heap; see sys_heap.h for semantics. */
 void *z_heap_alloc(struct z_heap *h, size_t bytes);
 void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes);
+/*
+ * As z_heap_aligned_alloc, but it examines every free chunk of the request's
+ * size bucket, not Z_HEAP_BUCKET_TRIES of them: it fails only when no free
+ * chunk is large enough (with the worst-case padding for `align`). Its time
+ * grows with that bucket's length, so it serves callers that would
+ * otherwise sleep while a block that fits lies free.
+ */
+void *z_heap_aligned_alloc_any_fit(struct z_heap *h, size_t align, size_t bytes);
 /* Frees a chunk that z_heap_check_block accepted. */
 void z_heap_free_chunk(struct z_heap *h, chunkid_t c);
 /* Resizes a chunk that z_heap_check_block accepted; NULL leaves it intact. */

@@ -213,9 +213,10 @@ size_t kheap_serve_waiters(struct k_heap_control *ctl, uint32_t **wake, size_t w
 
 	while (w != NULL) {
 		struct kheap_waiter *next = kheap_waiter_at(base, w->next);
-		void *mem = w->bytes <= z->free_bytes
-				? z_heap_aligned_alloc(z, (size_t)w->align, (size_t)w->bytes)
-				: NULL;
+		void *mem =
+		    w->bytes <= z->free_bytes
+			? z_heap_aligned_alloc_any_fit(z, (size_t)w->align, (size_t)w->bytes)
+			: NULL;
 
 		if (mem != NULL) {
 			chunkid_t c = mem_to_chunk(z, mem);
@@ -240,11 +241,14 @@ void kheap_wake_served(struct k_heap_control *ctl, uint32_t **wake, size_t count
 }
 
 /* Heap lock held: allocates for this process, tagging the block as its own
- * when the heap is shared.
+ * when the heap is shared. A caller that would sleep on failure asks for
+ * any_fit, so it never sleeps while a free chunk fits.
  */
-static void *alloc_tagged(struct k_heap *h, struct z_heap *z, size_t align, size_t bytes)
+static void *alloc_tagged(struct k_heap *h, struct z_heap *z, size_t align, size_t bytes,
+			  bool any_fit)
 {
-	void *mem = z_heap_aligned_alloc(z, align, bytes);
+	void *mem = any_fit ? z_heap_aligned_alloc_any_fit(z, align, bytes)
+			    : z_heap_aligned_alloc(z, align, bytes);
 
 	if (mem != NULL)
 		kheap_tag_block(z, mem_to_chunk(z, mem), h->owner_tag);
@@ -381,6 +385,9 @@ static struct kheap_waiter *claim_waiter(struct k_heap *h, struct k_heap_control
  * The slow path: global heap, then drain, then wait. The deadline is fixed
  * here, once; a waiter that times out makes one last attempt before giving
  * up. Requests larger than the empty heap could ever serve never wait.
+ * The first attempt is bounded as any allocation is; once the caller may
+ * wait, attempts (and the frees that serve the queue) examine a whole size
+ * bucket, so nobody sleeps, or stays asleep, while a free chunk fits.
  */
 static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t align, size_t bytes,
 			  k_timeout_t timeout)
@@ -388,6 +395,7 @@ static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t a
 	struct z_heap *z = control_heap(ctl);
 	bool forever = timeout.ticks == K_TICKS_FOREVER;
 	bool shared = ctl->process_shared != 0;
+	bool may_wait = timeout.ticks != 0;
 	struct timespec deadline;
 	struct kheap_waiter on_stack, *waiter;
 	struct abandoned_wait abandon;
@@ -400,7 +408,7 @@ static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t a
 
 	if (!kheap_heap_lock(ctl))
 		return NULL;
-	mem = alloc_tagged(h, z, align, bytes);
+	mem = alloc_tagged(h, z, align, bytes, false);
 	kheap_note_pressure(ctl);
 	kheap_heap_unlock(ctl);
 	if (mem != NULL)
@@ -414,8 +422,8 @@ static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t a
 			waiting_end(h, ctl);
 			return NULL;
 		}
-		mem = alloc_tagged(h, z, align, bytes);
-		if (mem != NULL || timeout.ticks == 0 || bytes > ctl->capacity_bytes) {
+		mem = alloc_tagged(h, z, align, bytes, may_wait);
+		if (mem != NULL || !may_wait || bytes > ctl->capacity_bytes) {
 			kheap_heap_unlock(ctl);
 			waiting_end(h, ctl);
 			return mem;
@@ -435,7 +443,7 @@ static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t a
 		}
 		kheap_shared_room_end(ctl);
 		if (!served) {
-			mem = alloc_tagged(h, z, align, bytes);
+			mem = alloc_tagged(h, z, align, bytes, true);
 			if (mem == NULL)
 				ctl->timeouts++;
 			kheap_heap_unlock(ctl);
@@ -464,7 +472,7 @@ static void *alloc_global(struct k_heap *h, struct k_heap_control *ctl, size_t a
 		if (served) {
 			mem = chunk_mem(z, waiter->result);
 		} else {
-			mem = alloc_tagged(h, z, align, bytes);
+			mem = alloc_tagged(h, z, align, bytes, true);
 			if (mem == NULL)
 				ctl->timeouts++;
 		}

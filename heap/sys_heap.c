@@ -10,6 +10,9 @@
  * Z_HEAP_BUCKET_TRIES chunks of the request's own bucket, rotating the list
  * head past each miss so the next search starts elsewhere, then takes the
  * head of the smallest non-empty larger bucket (every chunk there fits).
+ * The *_any_fit variants examine the whole of the request's bucket instead,
+ * so they fail only when no free chunk fits; k_heap uses them for callers
+ * that would otherwise sleep.
  * Splits happen at once; frees merge with both neighbours at once.
  */
 #include <errno.h>
@@ -173,7 +176,8 @@ static chunkid_t quarantine_bucket(struct z_heap *h, unsigned int b, chunkid_t c
 	return 0;
 }
 
-static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units)
+/* Examines at most `tries` chunks of the request's bucket before the larger ones. */
+static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units, uint32_t tries)
 {
 	unsigned int b = bucket_index(units);
 	uint32_t larger;
@@ -182,7 +186,7 @@ static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units)
 		chunkid_t first = h->buckets[b];
 		chunkid_t c = first;
 
-		for (int tries = 0; tries < Z_HEAP_BUCKET_TRIES; tries++) {
+		for (uint32_t tried = 0; tried < tries; tried++) {
 			if (!looks_like_free_chunk(h, c))
 				return quarantine_bucket(h, b, c);
 			if (chunk_size(h, c) >= units) {
@@ -215,9 +219,9 @@ static void note_allocated(struct z_heap *h, chunkid_t c)
 		h->max_allocated_bytes = h->allocated_bytes;
 }
 
-chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units)
+static chunkid_t alloc_units(struct z_heap *h, uint32_t units, uint32_t tries)
 {
-	chunkid_t c = find_free_chunk(h, units);
+	chunkid_t c = find_free_chunk(h, units, tries);
 
 	if (c == 0)
 		return 0;
@@ -225,6 +229,11 @@ chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units)
 	trim_chunk(h, c, units);
 	note_allocated(h, c);
 	return c;
+}
+
+chunkid_t z_heap_alloc_exact(struct z_heap *h, uint32_t units)
+{
+	return alloc_units(h, units, Z_HEAP_BUCKET_TRIES);
 }
 
 /* Finishes an allocation of `bytes` in chunk c at the heap's hardening. */
@@ -237,17 +246,17 @@ static void *hand_out(struct z_heap *h, chunkid_t c, size_t bytes)
 	return chunk_mem(h, c);
 }
 
-void *z_heap_alloc(struct z_heap *h, size_t bytes)
+static void *alloc_bytes(struct z_heap *h, size_t bytes, uint32_t tries)
 {
 	chunkid_t c;
 
 	if (bytes == 0 || bytes > z_heap_max_request(h))
 		return NULL;
-	c = z_heap_alloc_exact(h, z_heap_request_units(h, bytes));
+	c = alloc_units(h, z_heap_request_units(h, bytes), tries);
 	return c == 0 ? NULL : hand_out(h, c, bytes);
 }
 
-void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
+static void *aligned_alloc_bytes(struct z_heap *h, size_t align, size_t bytes, uint32_t tries)
 {
 	uint32_t body, align_units, padded;
 	chunkid_t start, c;
@@ -256,7 +265,7 @@ void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
 	if ((align & (align - 1)) != 0)
 		return NULL;
 	if (align <= CHUNK_UNIT)
-		return z_heap_alloc(h, bytes);
+		return alloc_bytes(h, bytes, tries);
 	if (bytes == 0 || bytes > z_heap_max_request(h) || align > max_request_bytes(h))
 		return NULL;
 
@@ -268,7 +277,7 @@ void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
 	body = z_heap_request_units(h, bytes);
 	align_units = (uint32_t)(align / CHUNK_UNIT);
 	padded = body + align_units + min_chunk_size(h) - 1;
-	start = find_free_chunk(h, padded);
+	start = find_free_chunk(h, padded, tries);
 	if (start == 0)
 		return NULL;
 
@@ -285,6 +294,21 @@ void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
 	trim_chunk(h, c, body);
 	note_allocated(h, c);
 	return hand_out(h, c, bytes);
+}
+
+void *z_heap_alloc(struct z_heap *h, size_t bytes)
+{
+	return alloc_bytes(h, bytes, Z_HEAP_BUCKET_TRIES);
+}
+
+void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
+{
+	return aligned_alloc_bytes(h, align, bytes, Z_HEAP_BUCKET_TRIES);
+}
+
+void *z_heap_aligned_alloc_any_fit(struct z_heap *h, size_t align, size_t bytes)
+{
+	return aligned_alloc_bytes(h, align, bytes, UINT32_MAX);
 }
 
 void z_heap_free_chunk(struct z_heap *h, chunkid_t c)

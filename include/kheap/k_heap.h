@@ -17,6 +17,10 @@
  *   herd, and a request that does not fit yet does not hold back smaller
  *   requests queued behind it;
  * - realloc that shrinks or moves also serves waiters;
+ * - a request that may wait never sleeps, nor stays asleep, while a free
+ *   chunk fits it: its attempts, and the frees that serve the queue, search
+ *   its whole size bucket, where a K_NO_WAIT request (as in Zephyr) gives up
+ *   after a few chunks of it and may fail beside a chunk that would fit;
  * - misuse (double free, foreign or interior pointer, overrun header) is
  *   detected in every build and reported to the fault handler (fault.h).
  *

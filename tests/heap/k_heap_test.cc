@@ -130,6 +130,64 @@ size_t FindAdjacent(const std::vector<void *> &sorted, size_t from, size_t count
 	return sorted.size();
 }
 
+/*
+ * A filled heap in which one size bucket holds many free chunks just too
+ * small for `request` and, freed last (so at the end of the bucket's list),
+ * one chunk that fits: the layout a search that examines only the first few
+ * chunks of a bucket misses. Freed runs of `short_run` adjacent blocks are
+ * too small, a run of short_run + 1 fits; an allocated block parts each run
+ * from the next, and both run lengths fall in the same log2 bucket.
+ */
+struct MisleadingBucket {
+	FilledHeap filled;
+	std::vector<void *> fitting_run;
+	size_t request = 0;
+};
+
+constexpr size_t kMisleadingBlock = 4096;
+constexpr size_t kTooSmallRuns = 16;
+
+bool SameLog2Bucket(size_t a, size_t b)
+{
+	return 63 - __builtin_clzll(a) == 63 - __builtin_clzll(b);
+}
+
+/* Builds the layout; the fitting run is freed only when `free_fitting`. */
+bool BuildMisleadingBucket(struct k_heap *heap, bool free_fitting, MisleadingBucket *out)
+{
+	out->filled = FillHeap(heap, kMisleadingBlock);
+	std::vector<void *> &blocks = out->filled.blocks;
+	size_t units = static_cast<size_t>(ChunkStride(blocks)) / 8, short_run = 2;
+
+	while (!SameLog2Bucket(short_run * units, (short_run + 1) * units)) {
+		short_run++;
+	}
+	size_t needed = kTooSmallRuns * (short_run + 1) + short_run + 2;
+	if (blocks.size() < needed || FindAdjacent(blocks, 0, needed) != 0) {
+		return false;
+	}
+	/* Half a block more than a short run: it fits only the long run. */
+	out->request = (short_run * units + units / 2) * 8 - 64;
+
+	std::vector<void *> kept;
+	size_t next = 0;
+	for (size_t run = 0; run < kTooSmallRuns; run++) {
+		for (size_t i = 0; i < short_run; i++) {
+			k_heap_free(heap, blocks[next++]);
+		}
+		kept.push_back(blocks[next++]);
+	}
+	for (size_t i = 0; i <= short_run; i++) {
+		out->fitting_run.push_back(blocks[next++]);
+	}
+	kept.insert(kept.end(), blocks.begin() + static_cast<ptrdiff_t>(next), blocks.end());
+	blocks = kept;
+	if (free_fitting) {
+		FreeAll(heap, &out->fitting_run);
+	}
+	return true;
+}
+
 /* Runs each test with this instance's cache setting. */
 class KHeapTest : public KHeapFixture, public ::testing::WithParamInterface<unsigned int>
 {
@@ -648,6 +706,51 @@ TEST_P(KHeapTest, LargeWaiterDoesNotHoldBackSmallerOnes)
 	EXPECT_NE(large_got, nullptr);
 	k_heap_free(&heap_, large_got);
 	FreeAll(&heap_, &filled.filler);
+}
+
+/*
+ * The bounded search of an allocation that may not wait misses the chunk;
+ * one that may wait must find it rather than sleep beside it.
+ */
+TEST_P(KHeapTest, BlockingAllocationFindsAFitBeyondTheBoundedSearch)
+{
+	ASSERT_TRUE(Init(1024 * 1024));
+	MisleadingBucket layout;
+	ASSERT_TRUE(BuildMisleadingBucket(&heap_, true, &layout));
+	ASSERT_EQ(k_heap_alloc(&heap_, layout.request, K_NO_WAIT), nullptr)
+	    << "the layout no longer defeats the bounded search";
+	struct k_heap_counters before = Counters(&heap_);
+
+	void *got = k_heap_alloc(&heap_, layout.request, K_SECONDS(10));
+	ASSERT_NE(got, nullptr);
+	struct k_heap_counters after = Counters(&heap_);
+	EXPECT_EQ(after.waits, before.waits) << "slept while a free chunk fitted";
+	EXPECT_EQ(after.timeouts, before.timeouts);
+	memset(got, 0x5a, layout.request);
+	k_heap_free(&heap_, got);
+	FreeAll(&heap_, &layout.filled);
+}
+
+/* A free whose merged chunk lands last in a crowded bucket still serves the waiter. */
+TEST_P(KHeapTest, FreeServesAWaiterFromTheEndOfACrowdedBucket)
+{
+	ASSERT_TRUE(Init(1024 * 1024));
+	MisleadingBucket layout;
+	ASSERT_TRUE(BuildMisleadingBucket(&heap_, false, &layout));
+	struct k_heap_counters before = Counters(&heap_);
+	Watchdog watchdog("a waiter beside a crowded bucket");
+
+	auto waiter = StartAlloc(&heap_, layout.request, K_FOREVER);
+	ASSERT_TRUE(WaitForWaiters(&heap_, 1));
+	FreeAll(&heap_, &layout.fitting_run);
+	void *got = waiter->Join();
+	ASSERT_NE(got, nullptr);
+	struct k_heap_counters after = Counters(&heap_);
+	EXPECT_EQ(after.handoffs - before.handoffs, 1u);
+	EXPECT_EQ(k_heap_waiter_count(&heap_), 0u);
+	memset(got, 0xa5, layout.request);
+	k_heap_free(&heap_, got);
+	FreeAll(&heap_, &layout.filled);
 }
 
 TEST_P(KHeapTest, ReallocShrinkServesWaiters)
