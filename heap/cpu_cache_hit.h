@@ -149,9 +149,11 @@ static inline __attribute__((always_inline)) void *cache_alloc_on(struct k_heap 
 /*
  * Allocates `bytes` (1..KHEAP_CACHE_MAX_BYTES) from h, through this CPU's
  * cache when it can; every other case ends in a tail call to the general
- * or slow path, so a hit saves no registers.
+ * or slow path. Inlined into each caller, so a hit makes no call or jump
+ * between functions.
  */
-static inline void *kheap_cache_alloc(struct k_heap *h, size_t bytes, k_timeout_t timeout)
+static inline __attribute__((always_inline)) void *kheap_cache_alloc(struct k_heap *h, size_t bytes,
+								     k_timeout_t timeout)
 {
 	uint32_t cpu;
 
@@ -258,9 +260,10 @@ static inline __attribute__((always_inline)) void cache_free_on(struct k_heap *h
 
 /*
  * Frees mem, a non-NULL pointer, to h: into this CPU's cache when it can;
- * every other case ends in a call to the general or slow path.
+ * every other case ends in a call to the general or slow path. Inlined into
+ * k_heap_free, as kheap_cache_alloc is into the allocation calls.
  */
-static inline void kheap_cache_free(struct k_heap *h, void *mem)
+static inline __attribute__((always_inline)) void kheap_cache_free(struct k_heap *h, void *mem)
 {
 	uint32_t cpu;
 
