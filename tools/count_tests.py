@@ -13,9 +13,23 @@ import sys
 import xml.etree.ElementTree as ElementTree
 
 
+def reports(root):
+    """The test.xml files of the last invocation of each test under root.
+
+    A test's own test.xml is what `bazel test` without --runs_per_test wrote;
+    run_N_of_M/ beside it are left over from an earlier invocation with
+    --runs_per_test and are not counted again.
+    """
+    for report in sorted(pathlib.Path(root).rglob("test.xml")):
+        run_dir = report.parent
+        if run_dir.name.startswith("run_") and (run_dir.parent / "test.xml").exists():
+            continue
+        yield report
+
+
 def count(root):
     passed = failed = skipped = 0
-    for report in sorted(pathlib.Path(root).rglob("test.xml")):
+    for report in reports(root):
         try:
             tree = ElementTree.parse(report)
         except ElementTree.ParseError:
