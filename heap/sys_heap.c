@@ -21,6 +21,9 @@
 #include "heap/heap_internal.h"
 #include "heap/heap_testing.h"
 
+/* For find_free_chunk: examine every chunk of the request's bucket. */
+#define Z_HEAP_WHOLE_BUCKET UINT32_MAX
+
 /* Whether chunk c's header agrees with both neighbours' headers. */
 static bool fits_between_neighbours(const struct z_heap *h, chunkid_t c)
 {
@@ -176,12 +179,20 @@ static chunkid_t quarantine_bucket(struct z_heap *h, unsigned int b, chunkid_t c
 	return 0;
 }
 
-/* Examines at most `tries` chunks of the request's bucket before the larger ones. */
+/*
+ * Examines at most `tries` chunks of the request's bucket before the larger
+ * ones; Z_HEAP_WHOLE_BUCKET asks for all of them. Even then the walk stops
+ * after as many chunks as the bucket could hold in this heap: every chunk it
+ * visits must agree with both its links, but the walk's length must not rest
+ * on those checks alone.
+ */
 static chunkid_t find_free_chunk(struct z_heap *h, uint32_t units, uint32_t tries)
 {
 	unsigned int b = bucket_index(units);
 	uint32_t larger;
 
+	if (tries == Z_HEAP_WHOLE_BUCKET)
+		tries = (h->end_chunk >> b) + 1;
 	if (b < h->bucket_count && h->buckets[b] != 0) {
 		chunkid_t first = h->buckets[b];
 		chunkid_t c = first;
@@ -308,7 +319,7 @@ void *z_heap_aligned_alloc(struct z_heap *h, size_t align, size_t bytes)
 
 void *z_heap_aligned_alloc_any_fit(struct z_heap *h, size_t align, size_t bytes)
 {
-	return aligned_alloc_bytes(h, align, bytes, UINT32_MAX);
+	return aligned_alloc_bytes(h, align, bytes, Z_HEAP_WHOLE_BUCKET);
 }
 
 void z_heap_free_chunk(struct z_heap *h, chunkid_t c)
