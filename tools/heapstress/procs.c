@@ -444,9 +444,11 @@ static void hs_relay_pause(void)
  *
  * The fill goes on with halving sizes after the relay-size blocks run out,
  * down to HS_RELAY_CRUMB bytes, so the only free chunk the waiter can use is
- * the one the filler frees. Left over, a few free pieces just short of the
- * waiter's size would sit in the same size bucket as that chunk, and the
- * heap's bounded search (Z_HEAP_BUCKET_TRIES of a bucket) could miss it.
+ * the one the filler frees. A K_NO_WAIT request looks at only a few chunks
+ * of its size bucket, so relay-size requests alone may stop with a chunk
+ * that fits still free; the waiter, whose search covers the whole bucket,
+ * would take it without ever queueing. A smaller piece is always cut from
+ * any chunk of a larger bucket, so the halving sizes use up every such chunk.
  */
 static void hs_relay_fill(struct hs_runner *c, uint32_t step)
 {
