@@ -34,6 +34,7 @@
 
 #include <kheap/kheap.h>
 
+#include "heap/heap_testing.h"
 #include "tests/support/test_support.h"
 
 namespace
@@ -1210,6 +1211,74 @@ INSTANTIATE_TEST_SUITE_P(CachesOnAndOff, KHeapTest, ::testing::Values(25u, 0u), 
 
 K_HEAP_DEFINE(g_static_heap, 128 * 1024);
 K_HEAP_DEFINE(g_contended_first_use_heap, 256 * 1024);
+
+namespace
+{
+
+/* For k_heap_walk: the largest free chunk, header included, in bytes. */
+void NoteLargestFree(void *arg, size_t, size_t bytes, enum k_heap_chunk_state state, int)
+{
+	size_t *largest = static_cast<size_t *>(arg);
+	if (state == K_HEAP_CHUNK_FREE && bytes > *largest) {
+		*largest = bytes;
+	}
+}
+
+class WaitingRequestTest : public KHeapFixture
+{
+};
+
+} // namespace
+
+/*
+ * On many randomly fragmented heaps (caches off, so the walk sees every free
+ * chunk): a request that may wait and fits the largest free chunk is served
+ * at once, never queued. Requests sit just under that chunk's size, where a
+ * search of a few chunks per bucket most often misses.
+ */
+TEST_F(WaitingRequestTest, ServedAtOnceWheneverTheLargestFreeChunkFits)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 0));
+	uint64_t seed = TestSeed();
+	SCOPED_TRACE(SeedTrace(seed));
+	std::mt19937_64 rng(seed);
+	const size_t header = z_heap_header_bytes(&heap_.heap);
+	std::vector<void *> live;
+	unsigned int served_beyond_bounded = 0;
+
+	for (int round = 0; round < 200; round++) {
+		std::uniform_int_distribution<size_t> size(16, 4096);
+		for (void *mem; (mem = k_heap_alloc(&heap_, size(rng), K_NO_WAIT)) != nullptr;) {
+			live.push_back(mem);
+		}
+		std::shuffle(live.begin(), live.end(), rng);
+		size_t keep = live.size() * 3 / 4;
+		for (size_t i = keep; i < live.size(); i++) {
+			k_heap_free(&heap_, live[i]);
+		}
+		live.resize(keep);
+
+		size_t largest = 0;
+		ASSERT_EQ(k_heap_walk(&heap_, NoteLargestFree, &largest), 0);
+		ASSERT_GT(largest, header + 64) << "round " << round;
+		size_t request =
+		    largest - header - std::uniform_int_distribution<size_t>(0, 56)(rng);
+		void *bounded = k_heap_alloc(&heap_, request, K_NO_WAIT);
+		if (bounded == nullptr) {
+			served_beyond_bounded++;
+		}
+		struct k_heap_counters before = Counters(&heap_);
+		void *mem =
+		    bounded != nullptr ? bounded : k_heap_alloc(&heap_, request, K_SECONDS(10));
+		ASSERT_NE(mem, nullptr) << "round " << round << ": " << request
+					<< " bytes did not fit a free chunk of " << largest;
+		EXPECT_EQ(Counters(&heap_).waits, before.waits) << "round " << round;
+		live.push_back(mem);
+	}
+	/* The layouts must have defeated the bounded search some of the time. */
+	EXPECT_GT(served_beyond_bounded, 0u);
+	FreeAll(&heap_, &live);
+}
 
 TEST(KHeapDefineTest, DefinedHeapNeedsNoInitCall)
 {
