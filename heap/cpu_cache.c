@@ -40,7 +40,22 @@
  * smp/waitq.pml finds it when this check is removed).
  *
  * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
- * that would exceed it first flushes half of that class to the heap.
+ * that would exceed it first flushes half of that class.
+ *
+ * The depot. After the CPUs' caches the control block holds one more,
+ * ctl->cpus[cpu_count], guarded by the heap lock instead of a slot lock. A
+ * flush parks the blocks there rather than freeing them, and a refill takes
+ * blocks of its class from there before it splits new ones off the global
+ * heap. So when one CPU frees what another allocates (producer/consumer),
+ * blocks travel between their caches in batches without a split, a merge
+ * or a free-list update in the global heap. The depot has a CPU's budget,
+ * and the CPUs' caches and the depot together stay within the heap's cache
+ * bound. It is cache memory everywhere: stats, drain, validate, teardown.
+ * It parks nothing while anyone waits or memory is scarce (the same checks
+ * under the heap lock as refill's; a waiter drains it, under the heap lock,
+ * after the CPUs' caches). It is not used with trailers (FULL and above,
+ * hence never in a shared heap): a block leaving it would skip the poison
+ * check of hand_out_cached.
  */
 /* pthread_mutex_consistent is POSIX.1-2008. */
 #define _POSIX_C_SOURCE 200809L
@@ -57,6 +72,66 @@ struct kheap_slot_lock kheap_slot_locks[KHEAP_MAX_CPUS];
 static inline uint32_t *cached_links(const struct z_heap *h, chunkid_t c)
 {
 	return chunk_mem(h, c);
+}
+
+static inline struct kheap_cpu_cache *depot_of(struct k_heap_control *ctl)
+{
+	return &ctl->cpus[ctl->cpu_count];
+}
+
+/* Heap lock held: whether the depot may take blocks in. */
+static bool depot_may_park(struct k_heap_control *ctl, struct z_heap *h)
+{
+	return !z_heap_has_trailers(h) && nobody_waits(ctl) && !kheap_load_uint(&ctl->low_memory);
+}
+
+/*
+ * Moves up to `limit` blocks of class `units` from one cache to another
+ * while `to` stays within its budget; both are locked (one of them is the
+ * depot, under the heap lock). Returns how many moved. The blocks stay
+ * CACHED; only their links and the two caches' counts change.
+ */
+static uint32_t move_blocks(struct k_heap_control *ctl, struct kheap_cpu_cache *from,
+			    struct kheap_cpu_cache *to, uint32_t units, uint32_t limit)
+{
+	struct z_heap *h = control_heap(ctl);
+	struct kheap_cache_class *src = &from->classes[units], *dst = &to->classes[units];
+	size_t block_bytes = chunksz_to_bytes(h, units);
+	uint32_t moved = 0;
+
+	while (moved < limit && src->head != 0 &&
+	       to->cached_bytes + block_bytes <= ctl->cpu_budget_bytes) {
+		chunkid_t c = src->head;
+		uint32_t *links = cached_links(h, c);
+
+		src->head = links[LINK_NEXT];
+		src->count--;
+		from->cached_bytes -= block_bytes;
+		links[LINK_NEXT] = dst->head;
+		links[LINK_CPU] = to->cpu;
+		dst->head = c;
+		dst->count++;
+		to->cached_bytes += block_bytes;
+		moved++;
+	}
+	return moved;
+}
+
+/* Heap lock held, no trailers: takes one block of class `units` out of the depot, or 0. */
+static chunkid_t take_from_depot(struct k_heap_control *ctl, uint32_t units)
+{
+	struct z_heap *h = control_heap(ctl);
+	struct kheap_cpu_cache *depot = depot_of(ctl);
+	struct kheap_cache_class *cls = &depot->classes[units];
+	chunkid_t c = cls->head;
+
+	if (c == 0)
+		return 0;
+	cls->head = cached_links(h, c)[LINK_NEXT];
+	cls->count--;
+	depot->cached_bytes -= chunksz_to_bytes(h, units);
+	z_heap_mark_uncached(h, c);
+	return c;
 }
 
 /* Drops the slot lock and, for a shared heap, the cache lock in the region. */
@@ -118,7 +193,9 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 		batch = KHEAP_REFILL_BATCH;
 	if (!kheap_heap_lock(ctl))
 		return NULL;
-	first = z_heap_alloc_exact(h, units);
+	first = z_heap_has_trailers(h) ? 0 : take_from_depot(ctl, units);
+	if (first == 0)
+		first = z_heap_alloc_exact(h, units);
 	/* A batch parks blocks all over a nearly full heap; when they come back
 	 * at the next drain they are holes too small for the request that
 	 * needed the drain. Under pressure a refill takes only what it serves.
@@ -127,7 +204,11 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 	if (kheap_load_uint(&ctl->low_memory))
 		batch = 1;
 	if (first != 0 && nobody_waits(ctl)) {
-		for (uint32_t i = 1; i < batch; i++) {
+		uint32_t i = 1;
+
+		if (!z_heap_has_trailers(h) && batch > 1)
+			i += move_blocks(ctl, depot_of(ctl), cache, units, batch - 1);
+		for (; i < batch; i++) {
 			chunkid_t c;
 
 			if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
@@ -277,11 +358,13 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 	cache = &ctl->cpus[slot];
 	block_bytes = chunksz_to_bytes(z, units);
 	if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
-		struct kheap_cache_class *cls = &cache->classes[units];
+		uint32_t half = (cache->classes[units].count + 1) / 2;
 
 		if (!kheap_heap_lock(ctl))
 			goto out;
-		release_class(z, cache, units, (cls->count + 1) / 2);
+		if (depot_may_park(ctl, z))
+			half -= move_blocks(ctl, cache, depot_of(ctl), units, half);
+		release_class(z, cache, units, half);
 		kheap_note_pressure(ctl);
 		kheap_heap_unlock(ctl);
 		cache->counters.flushes++;
@@ -355,8 +438,28 @@ static void release_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *ca
 
 void kheap_cache_release_all_locked(struct k_heap_control *ctl)
 {
-	for (uint32_t i = 0; i < ctl->cpu_count; i++)
+	for (uint32_t i = 0; i < kheap_cache_count(ctl->cpu_count); i++)
 		release_cache(ctl, &ctl->cpus[i]);
+}
+
+/* The depot's part of a drain: after the CPUs' caches, under the heap lock. */
+static void drain_depot(struct k_heap_control *ctl)
+{
+	uint32_t *wake[KHEAP_WAKE_BATCH];
+	size_t served;
+
+	if (ctl->cpu_count == 0 || !kheap_heap_lock(ctl))
+		return;
+	if (depot_of(ctl)->cached_bytes == 0) {
+		kheap_heap_unlock(ctl);
+		return;
+	}
+	release_cache(ctl, depot_of(ctl));
+	ctl->drains++;
+	served = kheap_after_release(ctl, wake);
+	kheap_note_pressure(ctl);
+	kheap_heap_unlock(ctl);
+	kheap_wake_served(ctl, wake, served);
 }
 
 void kheap_cache_drain_all(struct k_heap_control *ctl)
@@ -383,6 +486,7 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 		unlock_slot(ctl, i);
 		kheap_wake_served(ctl, wake, served);
 	}
+	drain_depot(ctl);
 }
 
 bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_totals *totals,
@@ -391,7 +495,7 @@ bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_
 	struct z_heap *h = control_heap(ctl);
 	size_t chunks = 0, bytes = 0;
 
-	for (uint32_t i = 0; i < ctl->cpu_count; i++) {
+	for (uint32_t i = 0; i < kheap_cache_count(ctl->cpu_count); i++) {
 		struct kheap_cpu_cache *cache = &ctl->cpus[i];
 		size_t cpu_bytes = 0;
 
@@ -430,16 +534,18 @@ bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_
 	return true;
 }
 
-int kheap_cache_owner_cpu(const struct z_heap *h, chunkid_t c)
+int kheap_cache_owner_cpu(struct k_heap_control *ctl, chunkid_t c)
 {
-	return (int)cached_links(h, c)[LINK_CPU];
+	uint32_t cpu = cached_links(control_heap(ctl), c)[LINK_CPU];
+
+	return cpu == ctl->cpu_count ? K_HEAP_WALK_DEPOT : (int)cpu;
 }
 
 size_t kheap_cache_bytes(struct k_heap_control *ctl)
 {
 	size_t total = 0;
 
-	for (uint32_t i = 0; i < ctl->cpu_count; i++)
+	for (uint32_t i = 0; i < kheap_cache_count(ctl->cpu_count); i++)
 		total += ctl->cpus[i].cached_bytes;
 	return total;
 }

@@ -33,9 +33,11 @@
 #include "heap/k_heap_internal.h"
 #include "smp/atomic.h"
 
+/* With caches, one kheap_cpu_cache per CPU and the depot after them. */
 static size_t control_bytes(uint32_t cpu_count)
 {
-	return sizeof(struct k_heap_control) + (size_t)cpu_count * sizeof(struct kheap_cpu_cache);
+	return sizeof(struct k_heap_control) +
+	       (size_t)kheap_cache_count(cpu_count) * sizeof(struct kheap_cpu_cache);
 }
 
 int kheap_format(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_percent)
@@ -64,13 +66,14 @@ int kheap_format(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_p
 	ctl->control_chunk = mem_to_chunk(z, ctl);
 	ctl->cpu_count = cpus;
 	kheap_spin_init(&ctl->lock);
-	for (uint32_t i = 0; i < cpus; i++)
+	for (uint32_t i = 0; i < kheap_cache_count(cpus); i++)
 		ctl->cpus[i].cpu = i;
 	if (cpus != 0) {
 		ctl->max_class_units = bytes_to_chunksz(z, KHEAP_CACHE_MAX_BYTES);
 		ctl->min_class_units = 2;
-		ctl->cpu_budget_bytes =
-		    bytes / 100 * (cache_percent > 100 ? 100 : cache_percent) / cpus;
+		/* The CPUs' caches and the depot share the bound equally. */
+		ctl->cpu_budget_bytes = bytes / 100 * (cache_percent > 100 ? 100 : cache_percent) /
+					kheap_cache_count(cpus);
 	}
 
 	/* The control block is metadata, not an allocation: keep it out of
@@ -832,7 +835,7 @@ static int walk_quiesced(struct k_heap *h, struct k_heap_control *ctl, void *arg
 			state = K_HEAP_CHUNK_FREE;
 		} else if (chunk_cached(z, c)) {
 			state = K_HEAP_CHUNK_CACHED;
-			cpu = kheap_cache_owner_cpu(z, c);
+			cpu = kheap_cache_owner_cpu(ctl, c);
 		}
 		walk->visit(walk->arg, offset, bytes, state, cpu);
 		if (c == z->end_chunk)

@@ -14,7 +14,8 @@
  *            the copy of the heap's geometry the cache hit paths use)
  *   line 1   the heap lock, the wait queue and global event counters
  *   line 2   waiter_count, read by every free, written only by waiters
- *   then     cpu_count struct kheap_cpu_cache, each starting a cache line
+ *   then     cpu_count struct kheap_cpu_cache, each starting a cache line,
+ *            and one more, the depot (cpu_cache.c), when caches are on
  *
  * Slot locks. Each per-CPU cache is guarded by the lock of its CPU slot
  * (CPU number modulo KHEAP_MAX_CPUS). The slot locks are process-wide,
@@ -47,7 +48,8 @@
  *   slot lock    that slot's cache in every heap: class lists, cached_bytes,
  *                counters, and the CACHED flag of the blocks in its lists;
  *   heap lock    the z_heap (free lists, bucket bitmap, stats, every other
- *                header change), the wait queue, the global counters.
+ *                header change), the wait queue, the global counters, and
+ *                the depot (the cache after the CPUs' own).
  * waiter_count is atomic and protected by neither; the no-lost-wake-up
  * argument for it is in cpu_cache.c.
  *
@@ -164,6 +166,12 @@ struct k_heap_control {
 
 	struct kheap_cpu_cache cpus[];
 };
+
+/* How many kheap_cpu_cache a control block for cpu_count CPUs holds. */
+static inline uint32_t kheap_cache_count(uint32_t cpu_count)
+{
+	return cpu_count != 0 ? cpu_count + 1 : 0;
+}
 
 static inline bool caches_enabled(const struct k_heap_control *ctl)
 {
@@ -293,8 +301,10 @@ void kheap_cache_release_all_locked(struct k_heap_control *ctl);
 bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_totals *totals,
 			   const char **why);
 
-/* With every lock held: the CPU whose cache holds chunk c (CACHED). */
-int kheap_cache_owner_cpu(const struct z_heap *h, chunkid_t c);
+/* With every lock held: the CPU whose cache holds chunk c (CACHED), or
+ * K_HEAP_WALK_DEPOT.
+ */
+int kheap_cache_owner_cpu(struct k_heap_control *ctl, chunkid_t c);
 
 /* With every lock held: bytes parked in all caches. */
 size_t kheap_cache_bytes(struct k_heap_control *ctl);

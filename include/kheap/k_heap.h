@@ -193,11 +193,16 @@ enum k_heap_chunk_state {
 	K_HEAP_CHUNK_CACHED,
 };
 
+/* The `cpu` k_heap_walk reports for a cached chunk parked in the depot. */
+#define K_HEAP_WALK_DEPOT (-2)
+
 /*
  * Calls `visit` for every chunk in address order with its offset from the
  * region's start, its size in bytes (header included), its state and, for
- * cached chunks, the CPU whose cache holds it (-1 otherwise). The heap is
- * quiesced for the duration: `visit` must not call into this heap.
+ * cached chunks, the CPU whose cache holds it, or K_HEAP_WALK_DEPOT for the
+ * depot, where one CPU's surplus waits for another CPU's refill (-1 for a
+ * chunk that is not cached). The heap is quiesced for the duration: `visit`
+ * must not call into this heap.
  */
 int k_heap_walk(struct k_heap *h,
 		void (*visit)(void *arg, size_t offset, size_t bytes, enum k_heap_chunk_state state,
@@ -239,7 +244,8 @@ int k_heap_walk(struct k_heap *h,
  * another version, or formatted by a build whose structures differ in size
  * (another ABI or configuration), is refused by k_heap_attach.
  */
-#define KHEAP_SHARED_VERSION 1u
+/* 2: the control block ends with the depot, after the CPUs' caches. */
+#define KHEAP_SHARED_VERSION 2u
 
 /* Processes that may be attached to one shared heap at a time. */
 #define KHEAP_SHARED_MAX_PROCESSES 64

@@ -209,7 +209,7 @@ void tally_chunk(void *arg, size_t offset, size_t bytes, enum k_heap_chunk_state
 	WalkTally *t = static_cast<WalkTally *>(arg);
 	size_t usable = bytes - t->header;
 
-	if ((state == K_HEAP_CHUNK_CACHED) != (cpu >= 0))
+	if ((state == K_HEAP_CHUNK_CACHED) != (cpu >= 0 || cpu == K_HEAP_WALK_DEPOT))
 		t->cpu_ok = false;
 	if (state == K_HEAP_CHUNK_FREE)
 		t->free_bytes += usable;

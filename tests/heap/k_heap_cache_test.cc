@@ -119,15 +119,44 @@ std::string TilingError(const std::vector<Chunk> &chunks, size_t bytes)
 	return "";
 }
 
+/* The CPUs whose own caches hold chunks (the depot is not a CPU). */
 std::set<int> CachingCpus(const std::vector<Chunk> &chunks)
 {
 	std::set<int> cpus;
 	for (const Chunk &chunk : chunks) {
-		if (chunk.state == K_HEAP_CHUNK_CACHED) {
+		if (chunk.state == K_HEAP_CHUNK_CACHED && chunk.cpu != K_HEAP_WALK_DEPOT) {
 			cpus.insert(chunk.cpu);
 		}
 	}
 	return cpus;
+}
+
+/* The size of the first cached chunk `cpu` holds (0 if none). */
+size_t ChunkBytesOf(const std::vector<Chunk> &chunks, int cpu)
+{
+	for (const Chunk &chunk : chunks) {
+		if (chunk.state == K_HEAP_CHUNK_CACHED && chunk.cpu == cpu) {
+			return chunk.bytes;
+		}
+	}
+	return 0;
+}
+
+/* Bytes (headers included) of the chunks cached by `cpu` (or the depot). */
+size_t CachedBytesOf(const std::vector<Chunk> &chunks, int cpu)
+{
+	size_t bytes = 0;
+	for (const Chunk &chunk : chunks) {
+		if (chunk.state == K_HEAP_CHUNK_CACHED && chunk.cpu == cpu) {
+			bytes += chunk.bytes;
+		}
+	}
+	return bytes;
+}
+
+size_t DepotBytes(const std::vector<Chunk> &chunks)
+{
+	return CachedBytesOf(chunks, K_HEAP_WALK_DEPOT);
 }
 
 /* Allocates and frees `count` blocks of `bytes`, leaving them in a cache. */
@@ -486,6 +515,80 @@ TEST_F(KHeapCacheTest, ThreadsMigratingMidOperationKeepContentsAndHeapIntact)
 	EXPECT_EQ(stats.free_bytes, initial_.free_bytes);
 }
 
+/*
+ * Blocks allocated on one CPU and freed on the other: the freeing CPU's
+ * surplus goes to the depot, and the allocating CPU's refills take it from
+ * there instead of splitting the global heap.
+ */
+TEST_F(KHeapCacheTest, DepotCarriesTheFreeingCpusSurplusToTheAllocatingCpu)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	constexpr int kBlocks = 3000;
+	std::vector<void *> blocks;
+
+	RunPinned(cpus_[0], [&] { blocks = AllocUntilRefused(&heap_, 64); });
+	ASSERT_GT(blocks.size(), static_cast<size_t>(kBlocks));
+	RunPinned(cpus_[0], [&] {
+		while (blocks.size() > kBlocks) {
+			k_heap_free(&heap_, blocks.back());
+			blocks.pop_back();
+		}
+	});
+	RunPinned(cpus_[1], [&] { FreeAll(&heap_, &blocks); });
+	std::vector<Chunk> chunks = Walk(&heap_);
+	size_t parked = DepotBytes(chunks);
+	ASSERT_GT(parked, 0u) << "the freeing CPU's flushes left nothing in the depot";
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+	struct sys_memory_stats stats = Stats(&heap_);
+	EXPECT_EQ(stats.allocated_bytes, 0u);
+	EXPECT_LE(stats.cached_bytes, bytes_ / 4) << "the depot went past the cache bound";
+	size_t free_before = stats.free_bytes;
+
+	/* What the allocating CPU's own cache holds, then half of the depot:
+	 * the refills for that half take it from the depot.
+	 */
+	size_t chunk = ChunkBytesOf(chunks, K_HEAP_WALK_DEPOT);
+	ASSERT_GT(chunk, 0u);
+	size_t wanted = CachedBytesOf(chunks, cpus_[0]) / chunk + parked / chunk / 2;
+	RunPinned(cpus_[0], [&] {
+		for (size_t i = 0; i < wanted; i++) {
+			blocks.push_back(k_heap_alloc(&heap_, 64, K_NO_WAIT));
+			ASSERT_NE(blocks.back(), nullptr);
+		}
+	});
+	EXPECT_LT(DepotBytes(Walk(&heap_)), parked);
+	EXPECT_EQ(Stats(&heap_).free_bytes, free_before)
+	    << "blocks came from the global heap while the depot had them";
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+
+	RunPinned(cpus_[0], [&] { FreeAll(&heap_, &blocks); });
+	k_heap_drain_caches(&heap_);
+	EXPECT_EQ(DepotBytes(Walk(&heap_)), 0u) << "a drain left blocks in the depot";
+	EXPECT_EQ(Stats(&heap_).cached_bytes, 0u);
+	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
+}
+
+/* With trailers (FULL) a block must leave a cache through the poison check: no depot. */
+TEST_F(KHeapCacheTest, DepotStaysEmptyWithTrailers)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	ASSERT_EQ(k_heap_set_hardening(&heap_, SYS_HEAP_HARDENING_FULL), 0);
+	std::vector<void *> blocks;
+
+	RunPinned(cpus_[0], [&] {
+		for (int i = 0; i < 3000; i++) {
+			blocks.push_back(k_heap_alloc(&heap_, 64, K_NO_WAIT));
+			ASSERT_NE(blocks.back(), nullptr);
+		}
+	});
+	RunPinned(cpus_[1], [&] { FreeAll(&heap_, &blocks); });
+	struct k_heap_counters counters = Counters(&heap_);
+	EXPECT_GT(counters.flushes, 0u) << "the freeing CPU never flushed";
+	EXPECT_EQ(DepotBytes(Walk(&heap_)), 0u);
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+	k_heap_drain_caches(&heap_);
+}
+
 TEST_F(KHeapCacheTest, ProducerOnOneCpuConsumerOnAnother)
 {
 	ASSERT_TRUE(Init(1024 * 1024, 25));
@@ -766,7 +869,7 @@ TEST_F(KHeapCacheTest, WalkTilesTheRegionAndAgreesWithStats)
 		ASSERT_LE(chunk.state, K_HEAP_CHUNK_CACHED);
 		counts[chunk.state]++;
 		if (chunk.state == K_HEAP_CHUNK_CACHED) {
-			EXPECT_GE(chunk.cpu, 0);
+			EXPECT_TRUE(chunk.cpu >= 0 || chunk.cpu == K_HEAP_WALK_DEPOT) << chunk.cpu;
 		} else {
 			EXPECT_EQ(chunk.cpu, -1) << "a chunk not in a cache names a CPU";
 		}

@@ -89,6 +89,9 @@ static void hs_walk_visit(void *arg, size_t offset, size_t bytes, enum k_heap_ch
 	if (cpu > map->max_cpu) {
 		map->max_cpu = cpu;
 	}
+	if (cpu == K_HEAP_WALK_DEPOT) {
+		map->has_depot = true;
+	}
 }
 
 /* Checks that the walk tiles the region: chunks in order, no gap, no overlap. */

@@ -67,6 +67,8 @@ struct hs_heap_map {
 	size_t state_chunks[HS_CHUNK_STATES];
 	size_t largest_free;
 	int max_cpu;
+	/* Some cached chunk sits in the heap's depot (K_HEAP_WALK_DEPOT). */
+	bool has_depot;
 };
 
 struct hs_check {

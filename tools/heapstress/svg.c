@@ -34,6 +34,7 @@ static const char *const hs_cached_colours[] = {
 };
 
 #define HS_CACHED_COLOURS (sizeof(hs_cached_colours) / sizeof(hs_cached_colours[0]))
+#define HS_DEPOT_COLOUR	  "#76b7b2"
 
 static const char *hs_state_colour(enum k_heap_chunk_state state, int cpu)
 {
@@ -43,6 +44,9 @@ static const char *hs_state_colour(enum k_heap_chunk_state state, int cpu)
 	case K_HEAP_CHUNK_FREE:
 		return "#cdeccd";
 	case K_HEAP_CHUNK_CACHED:
+		if (cpu == K_HEAP_WALK_DEPOT) {
+			return HS_DEPOT_COLOUR;
+		}
 		return hs_cached_colours[(unsigned int)(cpu < 0 ? 0 : cpu) % HS_CACHED_COLOURS];
 	case K_HEAP_CHUNK_METADATA:
 		break;
@@ -123,6 +127,10 @@ static double hs_svg_legend(FILE *f, const struct hs_result *res, double y)
 		hs_svg_swatch(f, x, y, hs_state_colour(K_HEAP_CHUNK_CACHED, cpu), label);
 		x += 110;
 	}
+	if (map->has_depot) {
+		hs_svg_swatch(f, x, y, HS_DEPOT_COLOUR, "cached, depot");
+		x += 110;
+	}
 	if (map->max_cpu >= (int)HS_CACHED_COLOURS) {
 		hs_svg_text(f, x, y, "start", "font-size=\"11\"", "(colours repeat every 8 CPUs)");
 	}
@@ -195,8 +203,13 @@ static void hs_svg_chunks(FILE *f, const struct hs_heap_map *map, size_t row_byt
 			if (c->state == K_HEAP_CHUNK_CACHED) {
 				size_t used = strlen(tooltip);
 
-				snprintf(tooltip + used, sizeof(tooltip) - used, " on CPU %d",
-					 c->cpu);
+				if (c->cpu == K_HEAP_WALK_DEPOT) {
+					snprintf(tooltip + used, sizeof(tooltip) - used,
+						 " in the depot");
+				} else {
+					snprintf(tooltip + used, sizeof(tooltip) - used,
+						 " on CPU %d", c->cpu);
+				}
 			}
 		}
 		hs_svg_span(f, row_bytes, c->offset, c->offset + c->bytes, hs_state_name(c->state),
