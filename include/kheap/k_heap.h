@@ -3,11 +3,12 @@
  *
  * Path of an allocation: a small request (up to KHEAP_CACHE_MAX_BYTES) is
  * served from the current CPU's cache for its size class; a miss refills a
- * batch from the global sys_heap under the heap's spinlock (a single block,
- * and frees skip the caches, while more than half the heap is in use, so
- * parked blocks never fragment a filling heap); if the global
- * heap cannot serve, every CPU's cache is drained back and the request
- * retried; if that fails and the timeout allows, the caller sleeps in FIFO
+ * batch under the heap's spinlock, first from the depot (where a CPU whose
+ * cache is over its share parks the surplus), then from the global sys_heap
+ * (a single block, and frees skip the caches, while more than half the heap
+ * is in use, so parked blocks never fragment a filling heap); if the global
+ * heap cannot serve, every CPU's cache and the depot are drained back and
+ * the request retried; if that fails and the timeout allows, the caller sleeps in FIFO
  * order until a free can serve it or its absolute deadline passes.
  *
  * Stricter than Zephyr:
