@@ -1234,7 +1234,9 @@ class WaitingRequestTest : public KHeapFixture
  * On many randomly fragmented heaps (caches off, so the walk sees every free
  * chunk): a request that may wait and fits the largest free chunk is served
  * at once, never queued. Requests sit just under that chunk's size, where a
- * search of a few chunks per bucket most often misses.
+ * search of a few chunks per bucket most often misses; the rounds go on
+ * until kMissesWanted of them defeated the bounded search (about one round
+ * in fifty does).
  */
 TEST_F(WaitingRequestTest, ServedAtOnceWheneverTheLargestFreeChunkFits)
 {
@@ -1244,9 +1246,12 @@ TEST_F(WaitingRequestTest, ServedAtOnceWheneverTheLargestFreeChunkFits)
 	std::mt19937_64 rng(seed);
 	const size_t header = z_heap_header_bytes(&heap_.heap);
 	std::vector<void *> live;
+	constexpr unsigned int kMissesWanted = 10;
+	constexpr int kMaxRounds = 20000;
 	unsigned int served_beyond_bounded = 0;
+	int round = 0;
 
-	for (int round = 0; round < 200; round++) {
+	for (; served_beyond_bounded < kMissesWanted && round < kMaxRounds; round++) {
 		std::uniform_int_distribution<size_t> size(16, 4096);
 		for (void *mem; (mem = k_heap_alloc(&heap_, size(rng), K_NO_WAIT)) != nullptr;) {
 			live.push_back(mem);
@@ -1275,8 +1280,9 @@ TEST_F(WaitingRequestTest, ServedAtOnceWheneverTheLargestFreeChunkFits)
 		EXPECT_EQ(Counters(&heap_).waits, before.waits) << "round " << round;
 		live.push_back(mem);
 	}
-	/* The layouts must have defeated the bounded search some of the time. */
-	EXPECT_GT(served_beyond_bounded, 0u);
+	EXPECT_EQ(served_beyond_bounded, kMissesWanted)
+	    << "only " << served_beyond_bounded << " of " << round
+	    << " layouts defeated the bounded search";
 	FreeAll(&heap_, &live);
 }
 
