@@ -181,6 +181,34 @@ static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint3
 	}
 }
 
+static void release_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *cache);
+
+/*
+ * Memory has become scarce (low_memory) and this CPU's cache still holds
+ * blocks parked while it was not: they go back to the heap now, with the
+ * depot's, while they can still merge with their neighbours and serve the
+ * requests that follow, instead of waiting for the drain before the first
+ * failure, by which time they are holes between live blocks. Called by this
+ * CPU's next general free or miss, so each CPU does it once per scarce spell:
+ * while memory stays scarce nothing is parked again. Slot lock held; takes
+ * the heap lock.
+ */
+static void shed_under_pressure(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
+{
+	uint32_t *wake[KHEAP_WAKE_BATCH];
+	size_t served;
+
+	if (cache->cached_bytes == 0 || !kheap_heap_lock(ctl))
+		return;
+	release_cache(ctl, cache);
+	release_cache(ctl, depot_of(ctl));
+	ctl->drains++;
+	served = kheap_after_release(ctl, wake);
+	kheap_note_pressure(ctl);
+	kheap_heap_unlock(ctl);
+	kheap_wake_served(ctl, wake, served);
+}
+
 static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
 		    size_t bytes, uint32_t owner_tag)
 {
@@ -317,6 +345,8 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 		return chunk_mem(z, c);
 	}
 	cache->counters.misses++;
+	if (kheap_load_uint(&ctl->low_memory))
+		shed_under_pressure(ctl, cache);
 	mem = refill(ctl, cache, units, bytes, h->owner_tag);
 	unlock_slot(ctl, slot);
 	return mem;
@@ -352,10 +382,13 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 		return KHEAP_CACHE_FREE_DONE;
 	}
 	units = chunk_size(z, c);
-	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl) ||
-	    kheap_load_uint(&ctl->low_memory))
-		goto out;
 	cache = &ctl->cpus[slot];
+	if (kheap_load_uint(&ctl->low_memory)) {
+		shed_under_pressure(ctl, cache);
+		goto out;
+	}
+	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl))
+		goto out;
 	block_bytes = chunksz_to_bytes(z, units);
 	if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
 		uint32_t half = (cache->classes[units].count + 1) / 2;
