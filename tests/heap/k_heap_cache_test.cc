@@ -283,7 +283,8 @@ TEST_F(KHeapCacheTest, CachesShedTheirBlocksWhenMemoryBecomesScarce)
 	RunPinned(cpus_[1], [this] {
 		void *mem = k_heap_alloc(&heap_, 512, K_NO_WAIT);
 		ASSERT_NE(mem, nullptr);
-		EXPECT_EQ(CachedBytesOf(Walk(&heap_), cpus_[1]), 0u) << "the missing CPU kept its cache";
+		EXPECT_EQ(CachedBytesOf(Walk(&heap_), cpus_[1]), 0u)
+		    << "the missing CPU kept its cache";
 		k_heap_free(&heap_, mem);
 	});
 	EXPECT_TRUE(CachingCpus(Walk(&heap_)).empty());
