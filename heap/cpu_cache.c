@@ -39,8 +39,21 @@
  * after that would sit unseen while it sleeps (a lost wake-up; the model in
  * smp/waitq.pml finds it when this check is removed).
  *
- * Bound. A CPU never holds more than cpu_budget_bytes in its cache; a push
- * that would exceed it first flushes half of that class.
+ * Bound. A CPU never holds more than cpu_budget_bytes in its cache. Each
+ * class claims part of that budget as a limit in blocks, and the cache keeps
+ * the unclaimed rest as spare_bytes; the claims and the spare always add up
+ * to the budget, and no class holds more blocks than its limit. So a push
+ * on the hit path compares two 16-bit counts and keeps no byte count. A push
+ * at the limit goes to the general path, which grows the limit from the
+ * spare (taking back, first, what other classes claimed and do not hold) or
+ * else flushes half of that class. Cached bytes are counted when asked for
+ * (stats, drain), from the classes' counts.
+ *
+ * Scarcity. When free memory falls below half the heap, frees stop parking
+ * blocks and refills take only the block they serve; and each CPU, at its
+ * next general free or miss, gives its cache and the depot back to the heap
+ * (shed_under_pressure), so blocks parked while memory was plentiful merge
+ * back before the heap fills around them.
  *
  * The depot. After the CPUs' caches the control block holds one more,
  * ctl->cpus[cpu_count], guarded by the heap lock instead of a slot lock. A
@@ -85,33 +98,90 @@ static bool depot_may_park(struct k_heap_control *ctl, struct z_heap *h)
 	return !z_heap_has_trailers(h) && nobody_waits(ctl) && !kheap_load_uint(&ctl->low_memory);
 }
 
+/* Blocks one refill brings in, and the step a class's limit grows by. */
+static uint32_t refill_batch(size_t block_bytes)
+{
+	uint32_t batch = KHEAP_REFILL_BYTES / (uint32_t)block_bytes;
+
+	return batch > KHEAP_REFILL_BATCH ? KHEAP_REFILL_BATCH : batch < 1 ? 1 : batch;
+}
+
+/* Hands the budget that classes claimed but hold no blocks for back to spare. */
+static void reclaim_unused_limits(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
+{
+	struct z_heap *h = control_heap(ctl);
+
+	for (uint32_t units = ctl->min_class_units; units < KHEAP_CACHE_CLASSES; units++) {
+		struct kheap_cache_class *cls = &cache->classes[units];
+
+		cache->spare_bytes +=
+		    (size_t)(cls->limit - cls->count) * chunksz_to_bytes(h, units);
+		cls->limit = cls->count;
+	}
+}
+
+/*
+ * Makes room for one more block in class `units` of `cache`, which the
+ * caller owns: true when the class is below its limit, or its limit could
+ * grow (by up to a refill batch) out of the cache's spare budget, if need be
+ * after reclaiming what other classes claimed and do not use.
+ */
+static bool make_room(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units)
+{
+	struct kheap_cache_class *cls = &cache->classes[units];
+	size_t block_bytes = chunksz_to_bytes(control_heap(ctl), units);
+	size_t grow;
+
+	if (cls->count < cls->limit)
+		return true;
+	if (cache->spare_bytes < block_bytes)
+		reclaim_unused_limits(ctl, cache);
+	grow = cache->spare_bytes / block_bytes;
+	if (grow > refill_batch(block_bytes))
+		grow = refill_batch(block_bytes);
+	if (grow > (size_t)(KHEAP_CLASS_LIMIT_MAX - cls->limit))
+		grow = KHEAP_CLASS_LIMIT_MAX - cls->limit;
+	if (grow == 0)
+		return false;
+	cls->limit += (uint16_t)grow;
+	cache->spare_bytes -= grow * block_bytes;
+	return true;
+}
+
+/* The bytes a cache holds: what its classes' counts add up to. */
+static size_t cache_bytes(struct k_heap_control *ctl, const struct kheap_cpu_cache *cache)
+{
+	struct z_heap *h = control_heap(ctl);
+	size_t bytes = 0;
+
+	for (uint32_t units = ctl->min_class_units; units < KHEAP_CACHE_CLASSES; units++)
+		bytes += (size_t)cache->classes[units].count * chunksz_to_bytes(h, units);
+	return bytes;
+}
+
 /*
  * Moves up to `limit` blocks of class `units` from one cache to another
- * while `to` stays within its budget; both are locked (one of them is the
- * depot, under the heap lock). Returns how many moved. The blocks stay
- * CACHED; only their links and the two caches' counts change.
+ * while `to` has room; both are locked (one of them is the depot, under the
+ * heap lock). Returns how many moved. The blocks stay CACHED; only their
+ * links and the two caches' counts change.
  */
 static uint32_t move_blocks(struct k_heap_control *ctl, struct kheap_cpu_cache *from,
 			    struct kheap_cpu_cache *to, uint32_t units, uint32_t limit)
 {
 	struct z_heap *h = control_heap(ctl);
 	struct kheap_cache_class *src = &from->classes[units], *dst = &to->classes[units];
-	size_t block_bytes = chunksz_to_bytes(h, units);
 	uint32_t moved = 0;
 
-	while (moved < limit && src->head != 0 &&
-	       to->cached_bytes + block_bytes <= ctl->cpu_budget_bytes) {
+	while (moved < limit && src->head != 0 && make_room(ctl, to, units)) {
 		chunkid_t c = src->head;
 		uint32_t *links = cached_links(h, c);
 
 		src->head = links[LINK_NEXT];
 		src->count--;
-		from->cached_bytes -= block_bytes;
 		links[LINK_NEXT] = dst->head;
 		links[LINK_CPU] = to->cpu;
 		dst->head = c;
 		dst->count++;
-		to->cached_bytes += block_bytes;
 		moved++;
 	}
 	return moved;
@@ -129,7 +199,6 @@ static chunkid_t take_from_depot(struct k_heap_control *ctl, uint32_t units)
 		return 0;
 	cls->head = cached_links(h, c)[LINK_NEXT];
 	cls->count--;
-	depot->cached_bytes -= chunksz_to_bytes(h, units);
 	z_heap_mark_uncached(h, c);
 	return c;
 }
@@ -143,11 +212,10 @@ static void unlock_slot(struct k_heap_control *ctl, uint32_t slot)
 }
 
 /*
- * Parks chunk c. The links go in before CACHED is set, and FULL's poison
- * after, past the links: a shared heap's process that dies at any point of
- * this leaves the block either USED with its owner's tag intact (reclaimed
- * with that owner) or CACHED with its slot in its links (freed when the
- * slot's lock is taken over).
+ * Parks chunk c; make_room said its class has room. The links go in before CACHED is set, and
+ * FULL's poison after, past the links: a shared heap's process that dies at any point of this
+ * leaves the block either USED with its owner's tag intact (reclaimed with that owner) or CACHED
+ * with its slot in its links (freed when the slot's lock is taken over).
  */
 static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_t c, uint32_t units)
 {
@@ -161,7 +229,6 @@ static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_
 		z_heap_poison_from(h, c, 2 * sizeof(uint32_t));
 	cls->head = c;
 	cls->count++;
-	cache->cached_bytes += chunksz_to_bytes(h, units);
 }
 
 /* Frees up to `limit` blocks of one class to the heap; heap lock held. */
@@ -175,7 +242,6 @@ static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint3
 
 		cls->head = cached_links(h, c)[LINK_NEXT];
 		cls->count--;
-		cache->cached_bytes -= chunksz_to_bytes(h, units);
 		z_heap_mark_uncached(h, c);
 		z_heap_free_chunk(h, c);
 	}
@@ -189,16 +255,20 @@ static void release_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *ca
  * depot's, while they can still merge with their neighbours and serve the
  * requests that follow, instead of waiting for the drain before the first
  * failure, by which time they are holes between live blocks. Called by this
- * CPU's next general free or miss, so each CPU does it once per scarce spell:
- * while memory stays scarce nothing is parked again. Slot lock held; takes
- * the heap lock.
+ * CPU's every general free or miss while memory is scarce, and does its work
+ * once per scarce spell (pressure_generation): after that nothing is parked
+ * again until the spell ends. Slot lock held; takes the heap lock.
  */
 static void shed_under_pressure(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
 {
+	unsigned int generation = kheap_load_acquire_uint(&ctl->pressure_generation);
 	uint32_t *wake[KHEAP_WAKE_BATCH];
 	size_t served;
 
-	if (cache->cached_bytes == 0 || !kheap_heap_lock(ctl))
+	if (cache->shed_generation == generation)
+		return;
+	cache->shed_generation = generation;
+	if (!kheap_heap_lock(ctl))
 		return;
 	release_cache(ctl, cache);
 	release_cache(ctl, depot_of(ctl));
@@ -213,12 +283,9 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 		    size_t bytes, uint32_t owner_tag)
 {
 	struct z_heap *h = control_heap(ctl);
-	size_t block_bytes = chunksz_to_bytes(h, units);
-	uint32_t batch = KHEAP_REFILL_BYTES / (uint32_t)block_bytes;
+	uint32_t batch = refill_batch(chunksz_to_bytes(h, units));
 	chunkid_t first;
 
-	if (batch > KHEAP_REFILL_BATCH)
-		batch = KHEAP_REFILL_BATCH;
 	if (!kheap_heap_lock(ctl))
 		return NULL;
 	first = z_heap_has_trailers(h) ? 0 : take_from_depot(ctl, units);
@@ -239,7 +306,7 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 		for (; i < batch; i++) {
 			chunkid_t c;
 
-			if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
+			if (!make_room(ctl, cache, units))
 				break;
 			c = z_heap_alloc_exact(h, units);
 			if (c == 0)
@@ -327,7 +394,6 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 			/* The list is no longer trustworthy: forget it (its blocks
 			 * leak) rather than hand out memory that may be in use.
 			 */
-			cache->cached_bytes -= chunksz_to_bytes(z, units) * cls->count;
 			cls->head = 0;
 			cls->count = 0;
 			unlock_slot(ctl, slot);
@@ -336,7 +402,6 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 		}
 		cls->head = cached_links(z, c)[LINK_NEXT];
 		cls->count--;
-		cache->cached_bytes -= chunksz_to_bytes(z, units);
 		cache->counters.hits++;
 		if (z_heap_has_trailers(z))
 			return hand_out_cached(h, ctl, slot, z, c, bytes);
@@ -365,7 +430,6 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 	struct kheap_cpu_cache *cache;
 	const char *detail = NULL;
 	enum kheap_fault fault;
-	size_t block_bytes;
 	uint32_t units;
 	chunkid_t c;
 
@@ -389,8 +453,7 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 	}
 	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl))
 		goto out;
-	block_bytes = chunksz_to_bytes(z, units);
-	if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes) {
+	if (!make_room(ctl, cache, units)) {
 		uint32_t half = (cache->classes[units].count + 1) / 2;
 
 		if (!kheap_heap_lock(ctl))
@@ -401,7 +464,7 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 		kheap_note_pressure(ctl);
 		kheap_heap_unlock(ctl);
 		cache->counters.flushes++;
-		if (cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes)
+		if (!make_room(ctl, cache, units))
 			goto out;
 	}
 	push_block(z, cache, c, units);
@@ -483,7 +546,7 @@ static void drain_depot(struct k_heap_control *ctl)
 
 	if (ctl->cpu_count == 0 || !kheap_heap_lock(ctl))
 		return;
-	if (depot_of(ctl)->cached_bytes == 0) {
+	if (cache_bytes(ctl, depot_of(ctl)) == 0) {
 		kheap_heap_unlock(ctl);
 		return;
 	}
@@ -507,7 +570,7 @@ void kheap_cache_drain_all(struct k_heap_control *ctl)
 			kheap_spin_unlock(kheap_slot_lock(i));
 			return;
 		}
-		if (cache->cached_bytes == 0 || !kheap_heap_lock(ctl)) {
+		if (cache_bytes(ctl, cache) == 0 || !kheap_heap_lock(ctl)) {
 			unlock_slot(ctl, i);
 			continue;
 		}
@@ -530,11 +593,19 @@ bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_
 
 	for (uint32_t i = 0; i < kheap_cache_count(ctl->cpu_count); i++) {
 		struct kheap_cpu_cache *cache = &ctl->cpus[i];
-		size_t cpu_bytes = 0;
+		size_t cpu_bytes = 0, claimed = cache->spare_bytes;
 
 		for (uint32_t units = 0; units < KHEAP_CACHE_CLASSES; units++) {
 			struct kheap_cache_class *cls = &cache->classes[units];
 			uint32_t seen = 0;
+
+			if (cls->count > cls->limit ||
+			    (units < ctl->min_class_units && cls->limit != 0)) {
+				*why = "a per-CPU cache class holds more than its limit";
+				return false;
+			}
+			if (units >= ctl->min_class_units)
+				claimed += (size_t)cls->limit * chunksz_to_bytes(h, units);
 
 			for (chunkid_t c = cls->head; c != 0; c = cached_links(h, c)[LINK_NEXT]) {
 				const char *detail;
@@ -554,8 +625,8 @@ bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_
 			}
 			chunks += seen;
 		}
-		if (cpu_bytes != cache->cached_bytes || cpu_bytes > ctl->cpu_budget_bytes) {
-			*why = "a per-CPU cache's byte count is wrong or over its bound";
+		if (claimed != ctl->cpu_budget_bytes || cpu_bytes > ctl->cpu_budget_bytes) {
+			*why = "a per-CPU cache's claimed budget is wrong or it is over its bound";
 			return false;
 		}
 		bytes += cpu_bytes;
@@ -579,7 +650,7 @@ size_t kheap_cache_bytes(struct k_heap_control *ctl)
 	size_t total = 0;
 
 	for (uint32_t i = 0; i < kheap_cache_count(ctl->cpu_count); i++)
-		total += ctl->cpus[i].cached_bytes;
+		total += cache_bytes(ctl, &ctl->cpus[i]);
 	return total;
 }
 
@@ -617,7 +688,7 @@ static bool empty_abandoned_cache(struct k_heap_control *ctl, struct kheap_cpu_c
 		return false;
 	z_heap_free_where(z, parked_by_cpu, &cache->cpu, NULL);
 	memset(cache->classes, 0, sizeof(cache->classes));
-	cache->cached_bytes = 0;
+	cache->spare_bytes = ctl->cpu_budget_bytes;
 	kheap_shared_note_recovery(ctl);
 	served = kheap_after_release(ctl, wake);
 	kheap_note_pressure(ctl);

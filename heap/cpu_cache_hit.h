@@ -121,7 +121,6 @@ alloc_hit(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, size_t by
 		return kheap_cache_alloc_general(h, ctl, slot, bytes, timeout);
 	cls->head = ((const uint32_t *)mem)[LINK_NEXT];
 	cls->count--;
-	cache->cached_bytes -= (size_t)units * CHUNK_UNIT - header_bytes;
 	cache->counters.hits++;
 	mem_set_header_field(mem, header_bytes, SIZE_FLAGS, units << 2 | CHUNK_USED);
 	kheap_spin_unlock(kheap_slot_lock(slot));
@@ -168,7 +167,7 @@ static inline __attribute__((always_inline)) void *kheap_cache_alloc(struct k_he
  * z_heap_check_owned_block passes on the fast reads below (inside the heap,
  * at a block start, USED and not CACHED, the next header's left size equal
  * to the block's size), its class is cached, nobody waits, memory is not
- * scarce and the budget has room. Any other case goes, lock held, to
+ * scarce and the class is below its limit. Any other case goes, lock held, to
  * kheap_cache_free_general, which repeats the checks in full and classifies
  * misuse.
  */
@@ -183,7 +182,6 @@ static inline __attribute__((always_inline)) void free_hit(struct k_heap *h,
 	struct kheap_cpu_cache *cache;
 	struct kheap_cache_class *cls;
 	uint32_t size_flags, units;
-	size_t block_bytes;
 	chunkid_t c;
 
 	/* Inside the heap and at a unit boundary: a misaligned offset rotates
@@ -217,18 +215,16 @@ static inline __attribute__((always_inline)) void free_hit(struct k_heap *h,
 		return;
 	}
 	cache = &ctl->cpus[slot];
-	block_bytes = (size_t)units * CHUNK_UNIT - header_bytes;
-	if (__builtin_expect(cache->cached_bytes + block_bytes > ctl->cpu_budget_bytes, 0)) {
+	cls = &cache->classes[units];
+	if (__builtin_expect(cls->count >= cls->limit, 0)) {
 		kheap_cache_free_general(h, ctl, slot, mem);
 		return;
 	}
-	cls = &cache->classes[units];
 	((uint32_t *)mem)[LINK_NEXT] = cls->head;
 	((uint32_t *)mem)[LINK_CPU] = slot;
 	mem_set_header_field(mem, header_bytes, SIZE_FLAGS, size_flags | CHUNK_CACHED);
 	cls->head = c;
 	cls->count++;
-	cache->cached_bytes += block_bytes;
 	kheap_spin_unlock(kheap_slot_lock(slot));
 }
 

@@ -74,6 +74,8 @@ int kheap_format(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_p
 		/* The CPUs' caches and the depot share the bound equally. */
 		ctl->cpu_budget_bytes = bytes / 100 * (cache_percent > 100 ? 100 : cache_percent) /
 					kheap_cache_count(cpus);
+		for (uint32_t i = 0; i < kheap_cache_count(cpus); i++)
+			ctl->cpus[i].spare_bytes = ctl->cpu_budget_bytes;
 	}
 
 	/* The control block is metadata, not an allocation: keep it out of

@@ -45,7 +45,7 @@
  * takes a slot lock while holding a heap lock.
  *
  * What each lock protects:
- *   slot lock    that slot's cache in every heap: class lists, cached_bytes,
+ *   slot lock    that slot's cache in every heap: class lists and limits, spare_bytes,
  *                counters, and the CACHED flag of the blocks in its lists;
  *   heap lock    the z_heap (free lists, bucket bitmap, stats, every other
  *                header change), the wait queue, the global counters, and
@@ -98,8 +98,15 @@
 
 struct kheap_cache_class {
 	chunkid_t head;
-	uint32_t count;
+	/* Blocks in the list; never above limit. */
+	uint16_t count;
+	/* This class's claim on its cache's budget, in blocks (cpu_cache.c,
+	 * "Bound"), so a push checks its room with no byte arithmetic.
+	 */
+	uint16_t limit;
 };
+
+#define KHEAP_CLASS_LIMIT_MAX UINT16_MAX
 
 struct kheap_cpu_counters {
 	uint64_t hits;
@@ -110,7 +117,12 @@ struct kheap_cpu_counters {
 
 struct kheap_cpu_cache {
 	uint32_t cpu;
-	size_t cached_bytes;
+	/* The pressure_generation this cache last shed its blocks in. */
+	uint32_t shed_generation;
+	/* Budget no class has claimed: spare_bytes plus every class's limit
+	 * times its block bytes is always cpu_budget_bytes.
+	 */
+	size_t spare_bytes;
 	struct kheap_cpu_counters counters;
 	struct kheap_cache_class classes[KHEAP_CACHE_CLASSES];
 	/* A shared heap's cache is also guarded by this robust, process-shared
@@ -163,6 +175,8 @@ struct k_heap_control {
 	 */
 	unsigned int waiter_count __attribute__((aligned(KHEAP_CACHE_LINE)));
 	unsigned int low_memory;
+	/* Counts the times low_memory turned on (heap lock held). */
+	unsigned int pressure_generation;
 
 	struct kheap_cpu_cache cpus[];
 };
@@ -258,8 +272,11 @@ static inline void kheap_note_pressure(struct k_heap_control *ctl)
 	unsigned int low =
 	    control_heap(ctl)->free_bytes < ctl->capacity_bytes / KHEAP_PRESSURE_DIVISOR;
 
-	if (kheap_load_uint(&ctl->low_memory) != low)
-		kheap_store_release_uint(&ctl->low_memory, low);
+	if (kheap_load_uint(&ctl->low_memory) == low)
+		return;
+	if (low)
+		kheap_store_release_uint(&ctl->pressure_generation, ctl->pressure_generation + 1);
+	kheap_store_release_uint(&ctl->low_memory, low);
 }
 
 /* With every lock held (or before the heap is published): copies into line 0

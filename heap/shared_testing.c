@@ -88,7 +88,6 @@ bool kheap_testing_hold_cache_lock_mid_pop(struct k_heap *h, unsigned int cpu)
 		/* alloc_locked's unlink, stopped before the block is handed out. */
 		cls->head = ((uint32_t *)chunk_mem(z, c))[0];
 		cls->count--;
-		cache->cached_bytes -= chunksz_to_bytes(z, units);
 		return true;
 	}
 	return false;

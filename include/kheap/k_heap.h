@@ -245,8 +245,11 @@ int k_heap_walk(struct k_heap *h,
  * another version, or formatted by a build whose structures differ in size
  * (another ABI or configuration), is refused by k_heap_attach.
  */
-/* 2: the control block ends with the depot, after the CPUs' caches. */
-#define KHEAP_SHARED_VERSION 2u
+/* 2: the control block ends with the depot, after the CPUs' caches.
+ * 3: cache classes claim their budget in blocks (limit), caches keep the
+ *    unclaimed rest (spare_bytes) instead of a byte count.
+ */
+#define KHEAP_SHARED_VERSION 3u
 
 /* Processes that may be attached to one shared heap at a time. */
 #define KHEAP_SHARED_MAX_PROCESSES 64

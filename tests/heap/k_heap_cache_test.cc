@@ -295,6 +295,41 @@ TEST_F(KHeapCacheTest, CachesShedTheirBlocksWhenMemoryBecomesScarce)
 	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
 }
 
+/*
+ * Each class claims part of its cache's budget as it grows. A class that
+ * hands its blocks out again keeps its claim, but another class that needs
+ * room takes back what the first claimed and no longer holds.
+ */
+TEST_F(KHeapCacheTest, AClassTakesBackTheBudgetAnotherClassNoLongerUses)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	std::vector<void *> small, large;
+
+	RunPinned(cpus_[0], [&] {
+		ChurnSmallBlocks(&heap_, 3000, 64);
+		size_t full = CachedBytesOf(Walk(&heap_), cpus_[0]);
+		ASSERT_GT(full, 0u);
+		/* Take the 64-byte blocks out again: the class keeps its claim. */
+		while (CachedBytesOf(Walk(&heap_), cpus_[0]) > full / 8) {
+			small.push_back(k_heap_alloc(&heap_, 64, K_NO_WAIT));
+			ASSERT_NE(small.back(), nullptr);
+		}
+		for (int i = 0; i < 600; i++) {
+			large.push_back(k_heap_alloc(&heap_, 256, K_NO_WAIT));
+			ASSERT_NE(large.back(), nullptr);
+		}
+		FreeAll(&heap_, &large);
+		size_t parked = CachedBytesOf(Walk(&heap_), cpus_[0]);
+		EXPECT_GE(parked, full / 2)
+		    << "256-byte blocks found no room beside the 64-byte class's unused claim ("
+		    << parked << " of " << full << " bytes)";
+		EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+		FreeAll(&heap_, &small);
+	});
+	EXPECT_LE(Stats(&heap_).cached_bytes, bytes_ / 4);
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+}
+
 TEST_F(KHeapCacheTest, FreesBypassTheCachesWhileSomeoneWaits)
 {
 	ASSERT_TRUE(Init(256 * 1024, 25));
