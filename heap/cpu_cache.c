@@ -519,8 +519,10 @@ void kheap_cache_configure(struct k_heap_control *ctl)
 
 	ctl->first_block_chunk = first_block_chunk(z);
 	ctl->end_chunk = z->end_chunk;
-	ctl->hit_header_bytes =
-	    z_heap_has_trailers(z) || !caches_enabled(ctl) ? 0 : z->header_bytes;
+	ctl->hit_header_bytes = z_heap_has_trailers(z) || !caches_enabled(ctl) ||
+					ctl->min_class_units != KHEAP_CACHE_MIN_UNITS
+				    ? 0
+				    : z->header_bytes;
 }
 
 /* Frees every block one CPU's cache holds; its slot lock and the heap lock

@@ -106,8 +106,12 @@ alloc_hit(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, size_t by
 	uint8_t *mem;
 	chunkid_t c;
 
-	if (units < ctl->min_class_units)
-		units = ctl->min_class_units;
+	/* Requests are at least one byte: with a full-unit header they never
+	 * round below the smallest class, and the clamp compiles away.
+	 */
+	if ((1 + header_bytes + CHUNK_UNIT - 1) / CHUNK_UNIT < KHEAP_CACHE_MIN_UNITS &&
+	    units < KHEAP_CACHE_MIN_UNITS)
+		units = KHEAP_CACHE_MIN_UNITS;
 	if (__builtin_expect(units > ctl->max_class_units, 0))
 		return kheap_cache_alloc_general(h, ctl, slot, bytes, timeout);
 	cls = &cache->classes[units];
@@ -178,7 +182,7 @@ static inline __attribute__((always_inline)) void free_hit(struct k_heap *h,
 {
 	uint8_t *first_mem = (uint8_t *)h->heap.heap + (size_t)ctl->first_block_chunk * CHUNK_UNIT;
 	size_t from_first = rotate_right_size((size_t)((uintptr_t)mem - (uintptr_t)first_mem), 3);
-	uint32_t min = ctl->min_class_units;
+	const uint32_t min = KHEAP_CACHE_MIN_UNITS;
 	struct kheap_cpu_cache *cache;
 	struct kheap_cache_class *cls;
 	uint32_t size_flags, units;

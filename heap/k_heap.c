@@ -70,7 +70,7 @@ int kheap_format(struct k_heap *h, void *mem, size_t bytes, unsigned int cache_p
 		ctl->cpus[i].cpu = i;
 	if (cpus != 0) {
 		ctl->max_class_units = bytes_to_chunksz(z, KHEAP_CACHE_MAX_BYTES);
-		ctl->min_class_units = 2;
+		ctl->min_class_units = KHEAP_CACHE_MIN_UNITS;
 		/* The CPUs' caches and the depot share the bound equally. */
 		ctl->cpu_budget_bytes = bytes / 100 * (cache_percent > 100 ? 100 : cache_percent) /
 					kheap_cache_count(cpus);

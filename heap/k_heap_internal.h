@@ -77,6 +77,12 @@
 /* A class per chunk size in units; requests round up to whole units only. */
 #define KHEAP_CACHE_CLASSES (((KHEAP_CACHE_MAX_BYTES + 8 + CHUNK_UNIT - 1) / CHUNK_UNIT) + 1)
 
+/* The smallest cached class in units: a parked block's two link words need
+ * 8 body bytes. The hit paths assume it (shared heaps start higher and use
+ * only the general paths).
+ */
+#define KHEAP_CACHE_MIN_UNITS 2u
+
 /* Blocks a refill takes from the global heap in one lock hold (at most). */
 #define KHEAP_REFILL_BATCH 16
 /* Bytes one refill may take at most, so large classes refill fewer blocks. */
