@@ -293,6 +293,29 @@ TEST_F(KHeapCacheTest, CachesShedTheirBlocksWhenMemoryBecomesScarce)
 
 	k_heap_free(&heap_, big);
 	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
+
+	/* Memory is plentiful again, the caches fill, and the next scarce
+	 * spell sheds them again.
+	 */
+	ParkBlocksOnBothCpus();
+	ASSERT_EQ(CachingCpus(Walk(&heap_)).size(), 2u);
+	big = k_heap_alloc(&heap_, initial_.free_bytes * 6 / 10 / 8 * 8, K_NO_WAIT);
+	ASSERT_NE(big, nullptr);
+	before = Counters(&heap_);
+	RunPinned(cpus_[0], [this] {
+		void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
+		ASSERT_NE(mem, nullptr);
+		k_heap_free(&heap_, mem);
+		/* Once per spell: a second free finds nothing left to shed. */
+		mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
+		ASSERT_NE(mem, nullptr);
+		k_heap_free(&heap_, mem);
+	});
+	EXPECT_EQ(CachedBytesOf(Walk(&heap_), cpus_[0]), 0u) << "the second spell shed nothing";
+	EXPECT_EQ(Counters(&heap_).drains, before.drains + 1);
+	k_heap_free(&heap_, big);
+	k_heap_drain_caches(&heap_);
+	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
 }
 
 /*
