@@ -382,15 +382,22 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 	if (__builtin_expect(c != 0, 1)) {
 		const char *detail;
 
-		/* One header load: a parked block keeps its exact size and flags;
-		 * anything else means its header was written after it was freed.
+		/* A parked block keeps its exact size and flags, and its links
+		 * name the cache it sits in. A header that changed was written
+		 * after the free; a block naming another cache was written after
+		 * the free too, or was freed twice at once on two CPUs and sits
+		 * in both caches, whose lists now run into each other.
 		 */
 		if (__builtin_expect(c >= z->end_chunk ||
 					 chunk_field(z, c, SIZE_FLAGS) !=
-					     (units << 2 | CHUNK_USED | CHUNK_CACHED),
+					     (units << 2 | CHUNK_USED | CHUNK_CACHED) ||
+					 cached_links(z, c)[LINK_CPU] != cache->cpu,
 				     0)) {
 			if (z_heap_check_cached_block(z, c, &detail) == 0)
-				detail = "cached block's size changed while it was free";
+				detail = cached_links(z, c)[LINK_CPU] != cache->cpu
+					     ? "cached block's links name another cache (written "
+					       "after free, or freed twice at once on two CPUs)"
+					     : "cached block's size changed while it was free";
 			/* The list is no longer trustworthy: forget it (its blocks
 			 * leak) rather than hand out memory that may be in use.
 			 */

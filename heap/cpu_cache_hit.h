@@ -90,9 +90,9 @@ lock_cpu_slot(struct k_heap *h, uint32_t cpu, uint32_t *slot)
 /*
  * The allocation hit path for a heap whose header width is header_bytes (a
  * constant at each call site). It serves only a non-empty class whose head
- * block still has exactly the header it was parked with, and hands every
- * other case, lock held, to kheap_cache_alloc_general, which re-examines it
- * in full.
+ * block still has exactly the header it was parked with and names this
+ * cache in its links, and hands every other case, lock held, to
+ * kheap_cache_alloc_general, which re-examines it in full.
  * Reads: line 0 of the control block, this CPU's cache, the block.
  */
 static inline __attribute__((always_inline)) void *
@@ -120,7 +120,8 @@ alloc_hit(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot, size_t by
 		return kheap_cache_alloc_general(h, ctl, slot, bytes, timeout);
 	mem = heap_mem + (size_t)c * CHUNK_UNIT;
 	if (__builtin_expect(mem_header_field(mem, header_bytes, SIZE_FLAGS) !=
-				 (units << 2 | CHUNK_USED | CHUNK_CACHED),
+				     (units << 2 | CHUNK_USED | CHUNK_CACHED) ||
+				 ((const uint32_t *)mem)[LINK_CPU] != slot,
 			     0))
 		return kheap_cache_alloc_general(h, ctl, slot, bytes, timeout);
 	cls->head = ((const uint32_t *)mem)[LINK_NEXT];
