@@ -50,9 +50,9 @@
  * (stats, drain), from the classes' counts.
  *
  * Scarcity. When free memory falls below half the heap, frees stop parking
- * blocks and refills take only the block they serve; and each CPU, at its
- * next general free or miss, gives its cache and the depot back to the heap
- * (shed_under_pressure), so blocks parked while memory was plentiful merge
+ * blocks and refills take only the block they serve; and the first general
+ * path to notice drains every CPU's cache and the depot
+ * (drained_for_scarcity), so blocks parked while memory was plentiful merge
  * back before the heap fills around them.
  *
  * The depot. After the CPUs' caches the control block holds one more,
@@ -247,38 +247,6 @@ static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint3
 	}
 }
 
-static void release_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *cache);
-
-/*
- * Memory has become scarce (low_memory) and this CPU's cache still holds
- * blocks parked while it was not: they go back to the heap now, with the
- * depot's, while they can still merge with their neighbours and serve the
- * requests that follow, instead of waiting for the drain before the first
- * failure, by which time they are holes between live blocks. Called by this
- * CPU's every general free or miss while memory is scarce, and does its work
- * once per scarce spell (pressure_generation): after that nothing is parked
- * again until the spell ends. Slot lock held; takes the heap lock.
- */
-static void shed_under_pressure(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
-{
-	unsigned int generation = kheap_load_acquire_uint(&ctl->pressure_generation);
-	uint32_t *wake[KHEAP_WAKE_BATCH];
-	size_t served;
-
-	if (cache->shed_generation == generation)
-		return;
-	cache->shed_generation = generation;
-	if (!kheap_heap_lock(ctl))
-		return;
-	release_cache(ctl, cache);
-	release_cache(ctl, depot_of(ctl));
-	ctl->drains++;
-	served = kheap_after_release(ctl, wake);
-	kheap_note_pressure(ctl);
-	kheap_heap_unlock(ctl);
-	kheap_wake_served(ctl, wake, served);
-}
-
 static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
 		    size_t bytes, uint32_t owner_tag)
 {
@@ -417,8 +385,6 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 		return chunk_mem(z, c);
 	}
 	cache->counters.misses++;
-	if (kheap_load_uint(&ctl->low_memory))
-		shed_under_pressure(ctl, cache);
 	mem = refill(ctl, cache, units, bytes, h->owner_tag);
 	unlock_slot(ctl, slot);
 	return mem;
@@ -454,11 +420,8 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 	}
 	units = chunk_size(z, c);
 	cache = &ctl->cpus[slot];
-	if (kheap_load_uint(&ctl->low_memory)) {
-		shed_under_pressure(ctl, cache);
-		goto out;
-	}
-	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl))
+	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl) ||
+	    kheap_load_uint(&ctl->low_memory))
 		goto out;
 	if (!make_room(ctl, cache, units)) {
 		uint32_t half = (cache->classes[units].count + 1) / 2;
@@ -492,11 +455,45 @@ static bool lock_shared_slot_or_leave(struct k_heap_control *ctl, uint32_t slot)
 	return false;
 }
 
+/*
+ * Whether the caller is the first to see this scarce spell (low_memory on,
+ * pressure_generation past drained_generation) and should drain every cache.
+ */
+static bool first_to_see_scarcity(struct k_heap_control *ctl)
+{
+	unsigned int drained = kheap_load_uint(&ctl->drained_generation);
+	unsigned int generation = kheap_load_acquire_uint(&ctl->pressure_generation);
+
+	return generation != drained && kheap_load_uint(&ctl->low_memory) &&
+	       kheap_cas_uint(&ctl->drained_generation, drained, generation);
+}
+
+/*
+ * Memory has become scarce: the first general path to notice drains every
+ * CPU's cache and the depot, after dropping its slot lock, and then serves
+ * its own request from the heap. Blocks parked while memory was plentiful
+ * go back while they can still merge with their neighbours and serve the
+ * requests that follow, instead of at the drain before the first failure,
+ * by which time they are holes between live blocks. Once per scarce spell:
+ * until it ends, frees park nothing and refills take only the block they
+ * serve.
+ */
+static bool drained_for_scarcity(struct k_heap_control *ctl, uint32_t slot)
+{
+	if (__builtin_expect(!first_to_see_scarcity(ctl), 1))
+		return false;
+	kheap_spin_unlock(kheap_slot_lock(slot));
+	kheap_cache_drain_all(ctl);
+	return true;
+}
+
 void *kheap_cache_alloc_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
 				size_t bytes, k_timeout_t timeout)
 {
 	void *mem = NULL;
 
+	if (drained_for_scarcity(ctl, slot))
+		return kheap_alloc_slow(h, bytes, timeout);
 	if (lock_shared_slot_or_leave(ctl, slot))
 		mem = alloc_locked(h, ctl, slot, bytes);
 	return mem != NULL ? mem : kheap_alloc_slow(h, bytes, timeout);
@@ -505,7 +502,7 @@ void *kheap_cache_alloc_general(struct k_heap *h, struct k_heap_control *ctl, ui
 void kheap_cache_free_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
 			      void *mem)
 {
-	if (!lock_shared_slot_or_leave(ctl, slot) ||
+	if (drained_for_scarcity(ctl, slot) || !lock_shared_slot_or_leave(ctl, slot) ||
 	    free_locked(h, ctl, slot, mem) == KHEAP_CACHE_FREE_DECLINED)
 		kheap_free_slow(h, mem);
 }

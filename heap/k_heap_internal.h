@@ -123,8 +123,6 @@ struct kheap_cpu_counters {
 
 struct kheap_cpu_cache {
 	uint32_t cpu;
-	/* The pressure_generation this cache last shed its blocks in. */
-	uint32_t shed_generation;
 	/* Budget no class has claimed: spare_bytes plus every class's limit
 	 * times its block bytes is always cpu_budget_bytes.
 	 */
@@ -181,8 +179,11 @@ struct k_heap_control {
 	 */
 	unsigned int waiter_count __attribute__((aligned(KHEAP_CACHE_LINE)));
 	unsigned int low_memory;
-	/* Counts the times low_memory turned on (heap lock held). */
+	/* Counts the times low_memory turned on (heap lock held), and the last
+	 * of those spells whose start drained every cache (cpu_cache.c).
+	 */
 	unsigned int pressure_generation;
+	unsigned int drained_generation;
 
 	struct kheap_cpu_cache cpus[];
 };

@@ -251,71 +251,53 @@ TEST_F(KHeapCacheTest, PressureDrainsTheCachesOfEveryCpu)
 }
 
 /*
- * Once memory turns scarce, each CPU gives its cache (and the depot) back to
- * the heap at its next free or miss, instead of keeping the blocks as holes
- * until the drain before a failure.
+ * Once memory turns scarce, the first free or miss that leaves the hit path
+ * gives every CPU's cache (and the depot) back to the heap, once per scarce
+ * spell, instead of keeping the blocks as holes until the drain before a
+ * failure.
  */
-TEST_F(KHeapCacheTest, CachesShedTheirBlocksWhenMemoryBecomesScarce)
+TEST_F(KHeapCacheTest, CachesDrainOnceWhenMemoryBecomesScarce)
 {
 	ASSERT_TRUE(Init(1024 * 1024, 25));
-	ParkBlocksOnBothCpus();
-	ASSERT_EQ(CachingCpus(Walk(&heap_)).size(), 2u);
+	for (int spell = 0; spell < 2; spell++) {
+		ParkBlocksOnBothCpus();
+		ASSERT_EQ(CachingCpus(Walk(&heap_)).size(), 2u);
 
-	/* Past half the heap: from here on memory counts as scarce. */
-	void *big = k_heap_alloc(&heap_, initial_.free_bytes * 6 / 10 / 8 * 8, K_NO_WAIT);
-	ASSERT_NE(big, nullptr);
-	ASSERT_EQ(CachingCpus(Walk(&heap_)).size(), 2u) << "a global allocation touched a cache";
-	struct k_heap_counters before = Counters(&heap_);
+		/* Past half the heap: from here on memory counts as scarce. */
+		void *big = k_heap_alloc(&heap_, initial_.free_bytes * 6 / 10 / 8 * 8, K_NO_WAIT);
+		ASSERT_NE(big, nullptr);
+		ASSERT_EQ(CachingCpus(Walk(&heap_)).size(), 2u)
+		    << "a global allocation touched a cache";
+		struct k_heap_counters before = Counters(&heap_);
 
-	/* A hit, then a free: the free goes to the heap and takes the cache along. */
-	RunPinned(cpus_[0], [this] {
-		void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
-		ASSERT_NE(mem, nullptr);
-		k_heap_free(&heap_, mem);
-	});
-	std::vector<Chunk> chunks = Walk(&heap_);
-	EXPECT_EQ(CachedBytesOf(chunks, cpus_[0]), 0u) << "the freeing CPU kept its cache";
-	EXPECT_EQ(DepotBytes(chunks), 0u);
-	EXPECT_GT(CachedBytesOf(chunks, cpus_[1]), 0u) << "a CPU shed another CPU's cache";
-	EXPECT_EQ(Counters(&heap_).drains, before.drains + 1);
+		/* A hit, then a free on one CPU: the free leaves the hit path and
+		 * takes every CPU's cache along. Each spell starts on another CPU.
+		 */
+		RunPinned(cpus_[spell], [this] {
+			void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
+			ASSERT_NE(mem, nullptr);
+			k_heap_free(&heap_, mem);
+		});
+		EXPECT_TRUE(CachingCpus(Walk(&heap_)).empty()) << "spell " << spell;
+		EXPECT_EQ(DepotBytes(Walk(&heap_)), 0u);
+		struct k_heap_counters drained = Counters(&heap_);
+		EXPECT_GT(drained.drains, before.drains);
 
-	/* A miss (no 512-byte block was parked) sheds too, and parks nothing. */
-	RunPinned(cpus_[1], [this] {
-		void *mem = k_heap_alloc(&heap_, 512, K_NO_WAIT);
-		ASSERT_NE(mem, nullptr);
-		EXPECT_EQ(CachedBytesOf(Walk(&heap_), cpus_[1]), 0u)
-		    << "the missing CPU kept its cache";
-		k_heap_free(&heap_, mem);
-	});
-	EXPECT_TRUE(CachingCpus(Walk(&heap_)).empty());
-	EXPECT_EQ(Counters(&heap_).drains, before.drains + 2);
-	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+		/* A miss on the other CPU (no 512-byte block was parked) finds the
+		 * spell drained already, and parks nothing.
+		 */
+		RunPinned(cpus_[1 - spell], [this] {
+			void *mem = k_heap_alloc(&heap_, 512, K_NO_WAIT);
+			ASSERT_NE(mem, nullptr);
+			k_heap_free(&heap_, mem);
+		});
+		EXPECT_TRUE(CachingCpus(Walk(&heap_)).empty());
+		EXPECT_EQ(Counters(&heap_).drains, drained.drains) << "drained twice in one spell";
+		EXPECT_TRUE(sys_heap_validate(&heap_.heap));
 
-	k_heap_free(&heap_, big);
-	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
-
-	/* Memory is plentiful again, the caches fill, and the next scarce
-	 * spell sheds them again.
-	 */
-	ParkBlocksOnBothCpus();
-	ASSERT_EQ(CachingCpus(Walk(&heap_)).size(), 2u);
-	big = k_heap_alloc(&heap_, initial_.free_bytes * 6 / 10 / 8 * 8, K_NO_WAIT);
-	ASSERT_NE(big, nullptr);
-	before = Counters(&heap_);
-	RunPinned(cpus_[0], [this] {
-		void *mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
-		ASSERT_NE(mem, nullptr);
-		k_heap_free(&heap_, mem);
-		/* Once per spell: a second free finds nothing left to shed. */
-		mem = k_heap_alloc(&heap_, 64, K_NO_WAIT);
-		ASSERT_NE(mem, nullptr);
-		k_heap_free(&heap_, mem);
-	});
-	EXPECT_EQ(CachedBytesOf(Walk(&heap_), cpus_[0]), 0u) << "the second spell shed nothing";
-	EXPECT_EQ(Counters(&heap_).drains, before.drains + 1);
-	k_heap_free(&heap_, big);
-	k_heap_drain_caches(&heap_);
-	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
+		k_heap_free(&heap_, big);
+		EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
+	}
 }
 
 /*
