@@ -478,12 +478,15 @@ static bool first_to_see_scarcity(struct k_heap_control *ctl)
  * until it ends, frees park nothing and refills take only the block they
  * serve.
  */
-static bool drained_for_scarcity(struct k_heap_control *ctl, uint32_t slot)
+static bool drained_for_scarcity(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot)
 {
 	if (__builtin_expect(!first_to_see_scarcity(ctl), 1))
 		return false;
 	kheap_spin_unlock(kheap_slot_lock(slot));
-	kheap_cache_drain_all(ctl);
+	/* Without the slot lock only a read-side section keeps the region
+	 * from being torn down under the drain: the public call has one.
+	 */
+	k_heap_drain_caches(h);
 	return true;
 }
 
@@ -492,7 +495,7 @@ void *kheap_cache_alloc_general(struct k_heap *h, struct k_heap_control *ctl, ui
 {
 	void *mem = NULL;
 
-	if (drained_for_scarcity(ctl, slot))
+	if (drained_for_scarcity(h, ctl, slot))
 		return kheap_alloc_slow(h, bytes, timeout);
 	if (lock_shared_slot_or_leave(ctl, slot))
 		mem = alloc_locked(h, ctl, slot, bytes);
@@ -502,7 +505,7 @@ void *kheap_cache_alloc_general(struct k_heap *h, struct k_heap_control *ctl, ui
 void kheap_cache_free_general(struct k_heap *h, struct k_heap_control *ctl, uint32_t slot,
 			      void *mem)
 {
-	if (drained_for_scarcity(ctl, slot) || !lock_shared_slot_or_leave(ctl, slot) ||
+	if (drained_for_scarcity(h, ctl, slot) || !lock_shared_slot_or_leave(ctl, slot) ||
 	    free_locked(h, ctl, slot, mem) == KHEAP_CACHE_FREE_DECLINED)
 		kheap_free_slow(h, mem);
 }
