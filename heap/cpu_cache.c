@@ -122,20 +122,39 @@ static void reclaim_unused_limits(struct k_heap_control *ctl, struct kheap_cpu_c
 
 /*
  * Makes room for one more block in class `units` of `cache`, which the
- * caller owns: true when the class is below its limit, or its limit could
- * grow (by up to a refill batch) out of the cache's spare budget, if need be
- * after reclaiming what other classes claimed and do not use.
+ * caller owns, and says whether there is. A CPU's cache has room when the
+ * class is below its limit, or its limit can grow (by up to a refill batch)
+ * out of the spare budget; with `may_reclaim`, after taking back first what
+ * other classes claimed and do not use. That is a pass over every class, so
+ * only callers not holding the heap lock make it, and at most once in
+ * KHEAP_RECLAIM_INTERVAL shortages (a cache whose classes are all full would
+ * otherwise pay it before every flush). The depot, which no hit path
+ * reads, keeps no limits: its spare_bytes is what is left of its budget,
+ * taken here block by block and given back by give_back_room.
  */
-static bool make_room(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units)
+static bool make_room(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
+		      bool may_reclaim)
 {
 	struct kheap_cache_class *cls = &cache->classes[units];
 	size_t block_bytes = chunksz_to_bytes(control_heap(ctl), units);
 	size_t grow;
 
+	if (cache == depot_of(ctl)) {
+		if (cache->spare_bytes < block_bytes || cls->count == KHEAP_CLASS_LIMIT_MAX)
+			return false;
+		cache->spare_bytes -= block_bytes;
+		return true;
+	}
 	if (cls->count < cls->limit)
 		return true;
-	if (cache->spare_bytes < block_bytes)
-		reclaim_unused_limits(ctl, cache);
+	if (cache->spare_bytes < block_bytes && may_reclaim) {
+		if (cache->reclaim_wait == 0) {
+			reclaim_unused_limits(ctl, cache);
+			cache->reclaim_wait = KHEAP_RECLAIM_INTERVAL;
+		} else {
+			cache->reclaim_wait--;
+		}
+	}
 	grow = cache->spare_bytes / block_bytes;
 	if (grow > refill_batch(block_bytes))
 		grow = refill_batch(block_bytes);
@@ -146,6 +165,14 @@ static bool make_room(struct k_heap_control *ctl, struct kheap_cpu_cache *cache,
 	cls->limit += (uint16_t)grow;
 	cache->spare_bytes -= grow * block_bytes;
 	return true;
+}
+
+/* A block of class `units` left `cache`: the depot's budget gets its bytes back. */
+static void give_back_room(struct k_heap_control *ctl, struct kheap_cpu_cache *cache,
+			   uint32_t units)
+{
+	if (cache == depot_of(ctl))
+		cache->spare_bytes += chunksz_to_bytes(control_heap(ctl), units);
 }
 
 /* The bytes a cache holds: what its classes' counts add up to. */
@@ -172,12 +199,13 @@ static uint32_t move_blocks(struct k_heap_control *ctl, struct kheap_cpu_cache *
 	struct kheap_cache_class *src = &from->classes[units], *dst = &to->classes[units];
 	uint32_t moved = 0;
 
-	while (moved < limit && src->head != 0 && make_room(ctl, to, units)) {
+	while (moved < limit && src->head != 0 && make_room(ctl, to, units, false)) {
 		chunkid_t c = src->head;
 		uint32_t *links = cached_links(h, c);
 
 		src->head = links[LINK_NEXT];
 		src->count--;
+		give_back_room(ctl, from, units);
 		links[LINK_NEXT] = dst->head;
 		links[LINK_CPU] = to->cpu;
 		dst->head = c;
@@ -199,6 +227,7 @@ static chunkid_t take_from_depot(struct k_heap_control *ctl, uint32_t units)
 		return 0;
 	cls->head = cached_links(h, c)[LINK_NEXT];
 	cls->count--;
+	give_back_room(ctl, depot, units);
 	z_heap_mark_uncached(h, c);
 	return c;
 }
@@ -232,9 +261,10 @@ static void push_block(struct z_heap *h, struct kheap_cpu_cache *cache, chunkid_
 }
 
 /* Frees up to `limit` blocks of one class to the heap; heap lock held. */
-static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint32_t units,
+static void release_class(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
 			  uint32_t limit)
 {
+	struct z_heap *h = control_heap(ctl);
 	struct kheap_cache_class *cls = &cache->classes[units];
 
 	while (cls->head != 0 && limit-- > 0) {
@@ -242,6 +272,7 @@ static void release_class(struct z_heap *h, struct kheap_cpu_cache *cache, uint3
 
 		cls->head = cached_links(h, c)[LINK_NEXT];
 		cls->count--;
+		give_back_room(ctl, cache, units);
 		z_heap_mark_uncached(h, c);
 		z_heap_free_chunk(h, c);
 	}
@@ -274,7 +305,7 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 		for (; i < batch; i++) {
 			chunkid_t c;
 
-			if (!make_room(ctl, cache, units))
+			if (!make_room(ctl, cache, units, false))
 				break;
 			c = z_heap_alloc_exact(h, units);
 			if (c == 0)
@@ -385,6 +416,10 @@ static void *alloc_locked(struct k_heap *h, struct k_heap_control *ctl, uint32_t
 		return chunk_mem(z, c);
 	}
 	cache->counters.misses++;
+	/* Room for the batch is made here, where taking back other classes'
+	 * unused claims does not hold up the heap lock; refill only grows.
+	 */
+	make_room(ctl, cache, units, true);
 	mem = refill(ctl, cache, units, bytes, h->owner_tag);
 	unlock_slot(ctl, slot);
 	return mem;
@@ -423,18 +458,18 @@ static enum kheap_cache_free_result free_locked(struct k_heap *h, struct k_heap_
 	if (units > ctl->max_class_units || units < ctl->min_class_units || !nobody_waits(ctl) ||
 	    kheap_load_uint(&ctl->low_memory))
 		goto out;
-	if (!make_room(ctl, cache, units)) {
+	if (!make_room(ctl, cache, units, true)) {
 		uint32_t half = (cache->classes[units].count + 1) / 2;
 
 		if (!kheap_heap_lock(ctl))
 			goto out;
 		if (depot_may_park(ctl, z))
 			half -= move_blocks(ctl, cache, depot_of(ctl), units, half);
-		release_class(z, cache, units, half);
+		release_class(ctl, cache, units, half);
 		kheap_note_pressure(ctl);
 		kheap_heap_unlock(ctl);
 		cache->counters.flushes++;
-		if (!make_room(ctl, cache, units))
+		if (!make_room(ctl, cache, units, true))
 			goto out;
 	}
 	push_block(z, cache, c, units);
@@ -538,7 +573,7 @@ void kheap_cache_configure(struct k_heap_control *ctl)
 static void release_cache(struct k_heap_control *ctl, struct kheap_cpu_cache *cache)
 {
 	for (uint32_t units = ctl->min_class_units; units <= ctl->max_class_units; units++)
-		release_class(control_heap(ctl), cache, units, UINT32_MAX);
+		release_class(ctl, cache, units, UINT32_MAX);
 }
 
 void kheap_cache_release_all_locked(struct k_heap_control *ctl)
@@ -602,18 +637,20 @@ bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_
 
 	for (uint32_t i = 0; i < kheap_cache_count(ctl->cpu_count); i++) {
 		struct kheap_cpu_cache *cache = &ctl->cpus[i];
+		const bool depot = cache == depot_of(ctl);
 		size_t cpu_bytes = 0, claimed = cache->spare_bytes;
 
 		for (uint32_t units = 0; units < KHEAP_CACHE_CLASSES; units++) {
 			struct kheap_cache_class *cls = &cache->classes[units];
 			uint32_t seen = 0;
 
-			if (cls->count > cls->limit ||
-			    (units < ctl->min_class_units && cls->limit != 0)) {
+			/* The depot's budget is in bytes: it has no limits. */
+			if ((!depot && cls->count > cls->limit) ||
+			    ((depot || units < ctl->min_class_units) && cls->limit != 0)) {
 				*why = "a per-CPU cache class holds more than its limit";
 				return false;
 			}
-			if (units >= ctl->min_class_units)
+			if (!depot && units >= ctl->min_class_units)
 				claimed += (size_t)cls->limit * chunksz_to_bytes(h, units);
 
 			for (chunkid_t c = cls->head; c != 0; c = cached_links(h, c)[LINK_NEXT]) {
@@ -634,6 +671,8 @@ bool kheap_cache_check_all(struct k_heap_control *ctl, const struct z_heap_walk_
 			}
 			chunks += seen;
 		}
+		if (depot)
+			claimed += cpu_bytes;
 		if (claimed != ctl->cpu_budget_bytes || cpu_bytes > ctl->cpu_budget_bytes) {
 			*why = "a per-CPU cache's claimed budget is wrong or it is over its bound";
 			return false;

@@ -83,6 +83,11 @@
  */
 #define KHEAP_CACHE_MIN_UNITS 2u
 
+/* A cache takes back its classes' unused claims (a pass over every class)
+ * at most once in this many times it finds its spare budget short.
+ */
+#define KHEAP_RECLAIM_INTERVAL 32u
+
 /* Blocks a refill takes from the global heap in one lock hold (at most). */
 #define KHEAP_REFILL_BATCH 16
 /* Bytes one refill may take at most, so large classes refill fewer blocks. */
@@ -123,6 +128,10 @@ struct kheap_cpu_counters {
 
 struct kheap_cpu_cache {
 	uint32_t cpu;
+	/* Times this cache may still find its spare short before it takes
+	 * back unused claims again (cpu_cache.c, make_room).
+	 */
+	uint32_t reclaim_wait;
 	/* Budget no class has claimed: spare_bytes plus every class's limit
 	 * times its block bytes is always cpu_budget_bytes.
 	 */
