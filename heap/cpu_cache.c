@@ -215,21 +215,67 @@ static uint32_t move_blocks(struct k_heap_control *ctl, struct kheap_cpu_cache *
 	return moved;
 }
 
-/* Heap lock held, no trailers: takes one block of class `units` out of the depot, or 0. */
-static chunkid_t take_from_depot(struct k_heap_control *ctl, uint32_t units)
+/*
+ * Heap lock held, no trailers: takes the depot's whole list of class
+ * `units` in O(1), reading only its first block, and returns that block
+ * (no longer CACHED), or 0. The rest stays a CACHED list naming the depot
+ * in its links; *rest and *rest_count describe it, for adopt_chain (outside
+ * the heap lock) or put_back_chain.
+ */
+static chunkid_t take_depot_class(struct k_heap_control *ctl, uint32_t units, chunkid_t *rest,
+				  uint32_t *rest_count)
 {
 	struct z_heap *h = control_heap(ctl);
 	struct kheap_cpu_cache *depot = depot_of(ctl);
 	struct kheap_cache_class *cls = &depot->classes[units];
 	chunkid_t c = cls->head;
 
+	*rest = 0;
+	*rest_count = 0;
 	if (c == 0)
 		return 0;
-	cls->head = cached_links(h, c)[LINK_NEXT];
-	cls->count--;
-	give_back_room(ctl, depot, units);
+	*rest = cached_links(h, c)[LINK_NEXT];
+	*rest_count = cls->count - 1u;
+	depot->spare_bytes += (size_t)cls->count * chunksz_to_bytes(h, units);
+	cls->head = 0;
+	cls->count = 0;
 	z_heap_mark_uncached(h, c);
 	return c;
+}
+
+/*
+ * Heap lock held: puts a chain from take_depot_class back as the depot's
+ * list of its class, if the depot may take blocks in, that list is still
+ * empty, and the depot's budget still has the room (other CPUs' flushes may
+ * have used what the take gave back). Returns whether it did; O(1), since
+ * the chain's end need not be found.
+ */
+static bool put_back_chain(struct k_heap_control *ctl, uint32_t units, chunkid_t rest,
+			   uint32_t rest_count)
+{
+	struct z_heap *h = control_heap(ctl);
+	struct kheap_cpu_cache *depot = depot_of(ctl);
+	struct kheap_cache_class *cls = &depot->classes[units];
+	size_t chain_bytes = (size_t)rest_count * chunksz_to_bytes(h, units);
+
+	if (!depot_may_park(ctl, h) || cls->head != 0 || depot->spare_bytes < chain_bytes)
+		return false;
+	cls->head = rest;
+	cls->count = (uint16_t)rest_count;
+	depot->spare_bytes -= chain_bytes;
+	return true;
+}
+
+/* Heap lock held: frees a chain of cached blocks to the heap. */
+static void release_chain(struct z_heap *h, chunkid_t rest)
+{
+	while (rest != 0) {
+		chunkid_t c = rest;
+
+		rest = cached_links(h, c)[LINK_NEXT];
+		z_heap_mark_uncached(h, c);
+		z_heap_free_chunk(h, c);
+	}
 }
 
 /* Drops the slot lock and, for a shared heap, the cache lock in the region. */
@@ -278,16 +324,59 @@ static void release_class(struct k_heap_control *ctl, struct kheap_cpu_cache *ca
 	}
 }
 
+/*
+ * Parks a chain taken from the depot in this CPU's empty class `units`,
+ * without the heap lock (the slot lock keeps it from every drain and
+ * validate meanwhile): its links are made to name this cache, one block at a
+ * time, so the cross-CPU cache misses of reading them delay no other CPU.
+ * Blocks the class has no room for go back to the depot, or to the heap.
+ */
+static void adopt_chain(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
+			chunkid_t rest, uint32_t rest_count)
+{
+	struct z_heap *h = control_heap(ctl);
+	struct kheap_cache_class *cls = &cache->classes[units];
+	chunkid_t *tail = &cls->head;
+	uint32_t *wake[KHEAP_WAKE_BATCH];
+	size_t served;
+
+	while (rest != 0 && make_room(ctl, cache, units, false)) {
+		uint32_t *links = cached_links(h, rest);
+
+		links[LINK_CPU] = cache->cpu;
+		*tail = rest;
+		tail = &links[LINK_NEXT];
+		rest = links[LINK_NEXT];
+		cls->count++;
+		rest_count--;
+	}
+	*tail = 0;
+	if (rest == 0 || !kheap_heap_lock(ctl))
+		return;
+	if (put_back_chain(ctl, units, rest, rest_count)) {
+		kheap_heap_unlock(ctl);
+		return;
+	}
+	release_chain(h, rest);
+	served = kheap_after_release(ctl, wake);
+	kheap_note_pressure(ctl);
+	kheap_heap_unlock(ctl);
+	kheap_wake_served(ctl, wake, served);
+}
+
 static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, uint32_t units,
 		    size_t bytes, uint32_t owner_tag)
 {
 	struct z_heap *h = control_heap(ctl);
 	uint32_t batch = refill_batch(chunksz_to_bytes(h, units));
-	chunkid_t first;
+	uint32_t *wake[KHEAP_WAKE_BATCH];
+	uint32_t rest_count = 0;
+	chunkid_t first, rest = 0;
+	size_t served = 0;
 
 	if (!kheap_heap_lock(ctl))
 		return NULL;
-	first = z_heap_has_trailers(h) ? 0 : take_from_depot(ctl, units);
+	first = z_heap_has_trailers(h) ? 0 : take_depot_class(ctl, units, &rest, &rest_count);
 	if (first == 0)
 		first = z_heap_alloc_exact(h, units);
 	/* A batch parks blocks all over a nearly full heap; when they come back
@@ -297,12 +386,19 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 	kheap_note_pressure(ctl);
 	if (kheap_load_uint(&ctl->low_memory))
 		batch = 1;
-	if (first != 0 && nobody_waits(ctl)) {
-		uint32_t i = 1;
-
-		if (!z_heap_has_trailers(h) && batch > 1)
-			i += move_blocks(ctl, depot_of(ctl), cache, units, batch - 1);
-		for (; i < batch; i++) {
+	if (rest != 0 && (batch == 1 || !nobody_waits(ctl))) {
+		/* Nothing may be parked now: the chain goes back where it was,
+		 * whose list this hold emptied, or to the heap.
+		 */
+		if (!put_back_chain(ctl, units, rest, rest_count)) {
+			release_chain(h, rest);
+			served = kheap_after_release(ctl, wake);
+			kheap_note_pressure(ctl);
+		}
+		rest = 0;
+	}
+	if (first != 0 && rest == 0 && nobody_waits(ctl)) {
+		for (uint32_t i = 1; i < batch; i++) {
 			chunkid_t c;
 
 			if (!make_room(ctl, cache, units, false))
@@ -325,6 +421,9 @@ static void *refill(struct k_heap_control *ctl, struct kheap_cpu_cache *cache, u
 		kheap_tag_block(h, first, owner_tag);
 	}
 	kheap_heap_unlock(ctl);
+	kheap_wake_served(ctl, wake, served);
+	if (rest != 0)
+		adopt_chain(ctl, cache, units, rest, rest_count);
 	cache->counters.refills++;
 	return first == 0 ? NULL : chunk_mem(h, first);
 }

@@ -438,6 +438,12 @@ TEST_P(KHeapCacheBoundTest, CachedBytesStayWithinTheConfiguredPercent)
 			    bytes_) {
 				failures.Add("stats add up to more than the heap");
 			}
+			/* Validate also checks each cache's budget accounting, which
+			 * can go wrong before any byte count shows it.
+			 */
+			if (samples.load() % 8 == 0 && !sys_heap_validate(&heap_.heap)) {
+				failures.Add("validate failed under load");
+			}
 			if (counters.cache_hits < last.cache_hits ||
 			    counters.cache_misses < last.cache_misses ||
 			    counters.refills < last.refills || counters.flushes < last.flushes) {
@@ -650,6 +656,55 @@ TEST_F(KHeapCacheTest, DepotCarriesTheFreeingCpusSurplusToTheAllocatingCpu)
 	k_heap_drain_caches(&heap_);
 	EXPECT_EQ(DepotBytes(Walk(&heap_)), 0u) << "a drain left blocks in the depot";
 	EXPECT_EQ(Stats(&heap_).cached_bytes, 0u);
+	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
+}
+
+/*
+ * A refill that finds blocks of its class in the depot takes the whole list
+ * at once, and every block it parks names its new cache (validate checks
+ * each link), without the global heap giving or taking a byte.
+ */
+TEST_F(KHeapCacheTest, ARefillTakesTheDepotsWholeListAtOnce)
+{
+	ASSERT_TRUE(Init(1024 * 1024, 25));
+	constexpr size_t kBlocks = 3000;
+	std::vector<void *> blocks;
+
+	RunPinned(cpus_[0], [&] { blocks = AllocUntilRefused(&heap_, 64); });
+	ASSERT_GT(blocks.size(), kBlocks);
+	RunPinned(cpus_[0], [&] {
+		while (blocks.size() > kBlocks) {
+			k_heap_free(&heap_, blocks.back());
+			blocks.pop_back();
+		}
+	});
+	RunPinned(cpus_[1], [&] { FreeAll(&heap_, &blocks); });
+	std::vector<Chunk> chunks = Walk(&heap_);
+	size_t parked = DepotBytes(chunks), chunk = ChunkBytesOf(chunks, K_HEAP_WALK_DEPOT);
+	size_t own = CachedBytesOf(chunks, cpus_[0]);
+	ASSERT_GT(parked, chunk) << "the depot should hold several blocks";
+	size_t free_before = Stats(&heap_).free_bytes;
+
+	RunPinned(cpus_[0], [&] {
+		/* This CPU's own blocks first: the depot is not touched. */
+		for (size_t i = 0; i < own / chunk; i++) {
+			blocks.push_back(k_heap_alloc(&heap_, 64, K_NO_WAIT));
+			ASSERT_NE(blocks.back(), nullptr);
+		}
+		ASSERT_EQ(DepotBytes(Walk(&heap_)), parked);
+		ASSERT_EQ(CachedBytesOf(Walk(&heap_), cpus_[0]), 0u);
+		/* The miss: one refill empties the depot's list into this cache. */
+		blocks.push_back(k_heap_alloc(&heap_, 64, K_NO_WAIT));
+		ASSERT_NE(blocks.back(), nullptr);
+	});
+	chunks = Walk(&heap_);
+	EXPECT_EQ(DepotBytes(chunks), 0u);
+	EXPECT_EQ(CachedBytesOf(chunks, cpus_[0]), parked - chunk);
+	EXPECT_EQ(Stats(&heap_).free_bytes, free_before) << "the global heap took part";
+	EXPECT_TRUE(sys_heap_validate(&heap_.heap));
+
+	RunPinned(cpus_[0], [&] { FreeAll(&heap_, &blocks); });
+	k_heap_drain_caches(&heap_);
 	EXPECT_EQ(Stats(&heap_).free_bytes, initial_.free_bytes);
 }
 
