@@ -58,12 +58,15 @@
  * The depot. After the CPUs' caches the control block holds one more,
  * ctl->cpus[cpu_count], guarded by the heap lock instead of a slot lock. A
  * flush parks the blocks there rather than freeing them, and a refill takes
- * blocks of its class from there before it splits new ones off the global
- * heap. So when one CPU frees what another allocates (producer/consumer),
- * blocks travel between their caches in batches without a split, a merge
- * or a free-list update in the global heap. The depot has a CPU's budget,
- * and the CPUs' caches and the depot together stay within the heap's cache
- * bound. It is cache memory everywhere: stats, drain, validate, teardown.
+ * the depot's whole list of its class, in O(1), before it splits new blocks
+ * off the global heap; it renames the blocks' links to its own cache after
+ * dropping the heap lock (adopt_chain), so no other CPU waits on the cache
+ * misses of reading them. So when one CPU frees what another allocates
+ * (producer/consumer), blocks travel between their caches in batches
+ * without a split, a merge or a free-list update in the global heap. The
+ * depot has a CPU's budget, in bytes (no hit path reads it, so it needs no
+ * class limits), and the CPUs' caches and the depot together stay within
+ * the heap's cache bound. It is cache memory everywhere: stats, drain, validate, teardown.
  * It parks nothing while anyone waits or memory is scarce (the same checks
  * under the heap lock as refill's; a waiter drains it, under the heap lock,
  * after the CPUs' caches). It is not used with trailers (FULL and above,
