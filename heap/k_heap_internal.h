@@ -133,7 +133,8 @@ struct kheap_cpu_cache {
 	 */
 	uint32_t reclaim_wait;
 	/* Budget no class has claimed: spare_bytes plus every class's limit
-	 * times its block bytes is always cpu_budget_bytes.
+	 * times its block bytes is always cpu_budget_bytes. The depot has no
+	 * limits: its spare_bytes plus the bytes it holds is the budget.
 	 */
 	size_t spare_bytes;
 	struct kheap_cpu_counters counters;
