@@ -208,6 +208,26 @@ class KHeapCacheTest : public KHeapFixture
 		}
 	}
 
+	/* Allocates 64-byte blocks on the first CPU until the heap refuses,
+	 * frees all but 3000 of them there, and frees those on the second CPU,
+	 * whose flushes park some in the depot.
+	 */
+	void ParkBlocksInTheDepot()
+	{
+		constexpr size_t kBlocks = 3000;
+		std::vector<void *> blocks;
+
+		RunPinned(cpus_[0], [&] { blocks = AllocUntilRefused(&heap_, 64); });
+		ASSERT_GT(blocks.size(), kBlocks);
+		RunPinned(cpus_[0], [&] {
+			while (blocks.size() > kBlocks) {
+				k_heap_free(&heap_, blocks.back());
+				blocks.pop_back();
+			}
+		});
+		RunPinned(cpus_[1], [&] { FreeAll(&heap_, &blocks); });
+	}
+
 	std::vector<int> cpus_;
 	cpu_set_t main_affinity_;
 	bool affinity_saved_ = false;
@@ -614,18 +634,9 @@ TEST_F(KHeapCacheTest, ThreadsMigratingMidOperationKeepContentsAndHeapIntact)
 TEST_F(KHeapCacheTest, DepotCarriesTheFreeingCpusSurplusToTheAllocatingCpu)
 {
 	ASSERT_TRUE(Init(1024 * 1024, 25));
-	constexpr int kBlocks = 3000;
 	std::vector<void *> blocks;
 
-	RunPinned(cpus_[0], [&] { blocks = AllocUntilRefused(&heap_, 64); });
-	ASSERT_GT(blocks.size(), static_cast<size_t>(kBlocks));
-	RunPinned(cpus_[0], [&] {
-		while (blocks.size() > kBlocks) {
-			k_heap_free(&heap_, blocks.back());
-			blocks.pop_back();
-		}
-	});
-	RunPinned(cpus_[1], [&] { FreeAll(&heap_, &blocks); });
+	ParkBlocksInTheDepot();
 	std::vector<Chunk> chunks = Walk(&heap_);
 	size_t parked = DepotBytes(chunks);
 	ASSERT_GT(parked, 0u) << "the freeing CPU's flushes left nothing in the depot";
@@ -667,18 +678,9 @@ TEST_F(KHeapCacheTest, DepotCarriesTheFreeingCpusSurplusToTheAllocatingCpu)
 TEST_F(KHeapCacheTest, ARefillTakesTheDepotsWholeListAtOnce)
 {
 	ASSERT_TRUE(Init(1024 * 1024, 25));
-	constexpr size_t kBlocks = 3000;
 	std::vector<void *> blocks;
 
-	RunPinned(cpus_[0], [&] { blocks = AllocUntilRefused(&heap_, 64); });
-	ASSERT_GT(blocks.size(), kBlocks);
-	RunPinned(cpus_[0], [&] {
-		while (blocks.size() > kBlocks) {
-			k_heap_free(&heap_, blocks.back());
-			blocks.pop_back();
-		}
-	});
-	RunPinned(cpus_[1], [&] { FreeAll(&heap_, &blocks); });
+	ParkBlocksInTheDepot();
 	std::vector<Chunk> chunks = Walk(&heap_);
 	size_t parked = DepotBytes(chunks), chunk = ChunkBytesOf(chunks, K_HEAP_WALK_DEPOT);
 	size_t own = CachedBytesOf(chunks, cpus_[0]);
