@@ -5,8 +5,16 @@
  *
  *   alloc_fast      heap/cpu_cache.c: kheap_cache_alloc (trylock of the
  *                   current CPU's slot lock, pop from its cache) and refill
- *                   (one block under the heap lock, a batch into the cache
- *                   only while waiter_count reads 0, within the CPU budget)
+ *                   (under the heap lock, the depot's whole list if it has
+ *                   one, its first block serving the request, else one block
+ *                   from the heap; a batch into the cache only while
+ *                   waiter_count reads 0, within the CPU budget; a depot
+ *                   list taken while anyone waits goes straight back)
+ *   adopt_chain     heap/cpu_cache.c: adopt_chain (after the heap lock is
+ *                   dropped, under the slot lock: park what the cache has
+ *                   room for; the rest back to the depot if its list is
+ *                   still empty and nobody waits, else to the heap, serving
+ *                   waiters)
  *   alloc_slow      heap/k_heap.c: alloc_global (one try under the heap
  *                   lock; waiter_count increment; drain; a last try and the
  *                   FIFO enqueue in the same heap-lock hold; sleep; on a
@@ -14,10 +22,13 @@
  *                   the server got there first; waiter_count decrement)
  *   drain_caches    heap/cpu_cache.c: kheap_cache_drain_all (each slot lock
  *                   with a blocking acquire, then the heap lock, release the
- *                   cache, serve waiters, wake after unlocking)
+ *                   cache, serve waiters, wake after unlocking; then the
+ *                   depot, under the heap lock alone)
  *   free_block      heap/cpu_cache.c: kheap_cache_free (trylock the slot
  *                   lock, read waiter_count under it, flush half the class if
- *                   over budget, park the block) and heap/k_heap.c:
+ *                   over budget, into the depot while waiter_count reads 0
+ *                   under the heap lock and the depot has room, else to the
+ *                   heap; park the block) and heap/k_heap.c:
  *                   free_global (free under the heap lock, serve waiters,
  *                   wake after unlocking)
  *   serve_waiters   heap/k_heap.c: kheap_serve_waiters with smp/waitq.c:
@@ -54,7 +65,10 @@
  * orderings the argument needs from its locks and from the SERVED
  * release/acquire pair. k_heap_realloc serves after a shrink as free_global
  * does, and K_NO_WAIT gives up where a deadline would enqueue, so neither is
- * modelled separately.
+ * modelled separately. Scarcity (low_memory and the drain at the start of a
+ * scarce spell) is not modelled either: it only parks less and releases more.
+ * The depot holds at most DEPOT_BUDGET units, so a refill can take a list of
+ * two and have one to adopt.
  *
  * Threads 0 and 1 wait with K_FOREVER; thread 2 waits with a deadline and
  * may be cancelled while it sleeps. Each makes ROUNDS requests of 1 or 2
@@ -76,6 +90,7 @@
 #define NSLOTS   2
 #define TOTAL    3
 #define BUDGET   1
+#define DEPOT_BUDGET 2
 #define ROUNDS   2
 #define NONE     255
 
@@ -84,6 +99,12 @@
 
 byte global_free = TOTAL;
 byte cache[NSLOTS];
+/* The depot (heap/cpu_cache.c), protected by heap_lock. */
+byte depot;
+/* Units a refill took from the depot and holds, under its slot lock only,
+ * until it parks them (adopt_chain); per thread.
+ */
+byte limbo[NTHREADS];
 byte waiter_count;
 bool heap_lock;
 bool slot_lock[NSLOTS];
@@ -99,8 +120,9 @@ bool asleep[NTHREADS];
 byte held[NTHREADS];
 byte finished;
 
-#define cached_total (cache[0] + cache[1])
-#define conserved (global_free + cached_total + held[0] + held[1] + held[2] == TOTAL)
+#define cached_total (cache[0] + cache[1] + depot)
+#define conserved (global_free + cached_total + held[0] + held[1] + held[2] + \
+		   limbo[0] + limbo[1] + limbo[2] == TOTAL)
 /* Asleep although it was served, or although enough memory is free. */
 #define stranded(p) (asleep[p] && (served[p] || global_free + cached_total >= need[p]))
 
@@ -219,18 +241,77 @@ inline alloc_fast()
 				:: cache[slot] > 0 -> cache[slot]--; held[me] = 1
 				:: else ->
 					lock(heap_lock);
-					take_global();
+					/* take_depot_class: the whole list; its first
+					 * block serves the request.
+					 */
 					if
-					:: held[me] > 0 && waiter_count == 0 && global_free > 0 &&
-					   cache[slot] < BUDGET ->
+					:: depot > 0 ->
+						held[me] = 1;
+						limbo[me] = depot - 1;
+						depot = 0
+					:: else -> take_global()
+					fi;
+					/* Nothing may be parked while anyone waits: the
+					 * rest goes back to the list this hold emptied.
+					 */
+					if
+					:: limbo[me] > 0 && waiter_count != 0 ->
+						depot = limbo[me];
+						limbo[me] = 0
+					:: else -> skip
+					fi;
+					if
+					:: held[me] > 0 && limbo[me] == 0 && waiter_count == 0 &&
+					   global_free > 0 && cache[slot] < BUDGET ->
 						global_free--; cache[slot]++
 					:: else -> skip
 					fi;
 					unlock(heap_lock)
 				fi
 			};
+			adopt_chain();
 			atomic { unlock(slot_lock[slot]); ok = false; slot = 0 }
 		:: else -> slot = 0
+		fi
+	:: else -> skip
+	fi
+}
+
+/*
+ * Slot lock held, heap lock not: parks what this CPU's cache has room for,
+ * then gives the rest back to the depot if its list is still empty and
+ * nobody waits, else to the heap, serving waiters.
+ */
+inline adopt_chain()
+{
+	if
+	:: limbo[me] > 0 ->
+		atomic {
+			i = BUDGET - cache[slot];
+			if
+			:: i > limbo[me] -> i = limbo[me]
+			:: else -> skip
+			fi;
+			cache[slot] = cache[slot] + i;
+			limbo[me] = limbo[me] - i;
+			i = 0
+		};
+		if
+		:: limbo[me] > 0 ->
+			atomic {
+				lock(heap_lock);
+				if
+				:: waiter_count == 0 && depot == 0 && limbo[me] <= DEPOT_BUDGET ->
+					depot = limbo[me]
+				:: else ->
+					global_free = global_free + limbo[me];
+					serve_waiters()
+				fi;
+				limbo[me] = 0;
+				unlock(heap_lock)
+			};
+			wake_served()
+		:: else -> skip
 		fi
 	:: else -> skip
 	fi
@@ -258,7 +339,20 @@ inline drain_caches()
 		slot++
 	:: else -> break
 	od;
-	slot = 0
+	slot = 0;
+	/* The depot last, under the heap lock alone. */
+	atomic {
+		lock(heap_lock);
+		if
+		:: depot > 0 ->
+			global_free = global_free + depot;
+			depot = 0;
+			serve_waiters()
+		:: else -> skip
+		fi;
+		unlock(heap_lock)
+	};
+	wake_served()
 }
 
 inline wait_until_served()
@@ -356,6 +450,20 @@ inline free_block()
 					:: cache[slot] + 1 > BUDGET ->
 						lock(heap_lock);
 						i = (cache[slot] + 1) / 2;
+						/* depot_may_park, read under the heap lock */
+						if
+						:: waiter_count == 0 ->
+							j = DEPOT_BUDGET - depot;
+							if
+							:: j > i -> j = i
+							:: else -> skip
+							fi;
+							depot = depot + j;
+							cache[slot] = cache[slot] - j;
+							i = i - j;
+							j = 0
+						:: else -> skip
+						fi;
 						global_free = global_free + i;
 						cache[slot] = cache[slot] - i;
 						i = 0;

@@ -6,7 +6,7 @@
 #   2. the LTL property no_lost_wakeup, searched for acceptance cycles.
 # Exits non-zero on any error, or if a search was cut short (depth, memory),
 # and then prints the counterexample trail and keeps the work directory.
-# Takes about a minute and up to ~1 GiB of memory on one core.
+# Takes about a minute and up to ~1.3 GiB of memory on one core.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
